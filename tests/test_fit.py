@@ -1,0 +1,287 @@
+"""`segtrain fit` / `evaluate` end to end on tiny generated data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from trainer import load_model
+from trainer.checkpoint import load_checkpoint
+from trainer.cli import main
+from trainer.config import TrainConfig
+from trainer.engine import TrainingDiverged
+from trainer.fit import fit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--width", "4", "--img-size", "32", "--batch-size", "4", "--quiet"]
+
+
+def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), width=4, img_size=32, batch_size=4, epochs=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "fit", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "2", *TINY_ARGS
+    )
+    assert result.exit_code == 0, result.output
+    assert "done: 2 epoch(s)" in result.output
+    for name in (
+        "best.pth",
+        "last.pth",
+        "metrics.csv",
+        "config.json",
+        "curves.png",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) >= {
+        "train_loss",
+        "val_loss",
+        "acc",
+        "dice",
+        "iou",
+        "map",
+        "lr",
+        "seconds",
+        "images_per_s",
+    }
+    ckpt = load_checkpoint(out / "last.pth")
+    assert ckpt["epoch"] == 2 and ckpt["arch"] == "unet" and ckpt["input_size"] == [32, 32]
+    assert {"optimizer", "scheduler", "scaler", "rng"} <= set(ckpt)
+    model = load_model(out / "best.pth")
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    assert json.loads((out / "config.json").read_text())["width"] == 4
+
+
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    straight = fit(
+        tiny_config(tiny_dataset, tmp_path / "a", epochs=3, aug="standard"), progress=False
+    )
+    assert straight.epochs_done == 3
+
+    fit(tiny_config(tiny_dataset, tmp_path / "b", epochs=1, aug="standard"), progress=False)
+    resumed = fit(
+        tiny_config(tiny_dataset, tmp_path / "b", epochs=3, aug="standard", resume=True),
+        given={"epochs": 3},
+        progress=False,
+    )
+    assert resumed.epochs_done == 3
+    a = load_checkpoint(tmp_path / "a" / "last.pth")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pth")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+
+
+def test_resume_refuses_a_different_config(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        run_cli(
+            "fit", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1", *TINY_ARGS
+        ).exit_code
+        == 0
+    )
+    result = CliRunner().invoke(
+        main, ["fit", "--out", str(out), "--resume", "--epochs", "2", "--lr", "0.5", "--quiet"]
+    )
+    assert result.exit_code == 2
+    assert "--lr: run has 0.001, given 0.5" in result.output
+    forced = run_cli(
+        "fit", "--out", str(out), "--resume", "--epochs", "2", "--lr", "0.01", "--force", "--quiet"
+    )
+    assert forced.exit_code == 0, forced.output
+    assert load_checkpoint(out / "last.pth")["epoch"] == 2
+
+
+def test_resume_without_a_run(tmp_path):
+    result = CliRunner().invoke(main, ["fit", "--out", str(tmp_path / "none"), "--resume"])
+    assert result.exit_code == 2
+    assert "nothing to resume" in result.output
+
+
+def test_nan_loss_names_epoch_and_step(tiny_dataset, tmp_path, monkeypatch):
+    import trainer.fit as fit_module
+
+    real_build = fit_module.build_loss
+
+    def poisoned(*a, **kw):
+        loss = real_build(*a, **kw)
+
+        class Nan(torch.nn.Module):
+            calls = 0
+
+            def forward(self, logits, target):
+                Nan.calls += 1
+                value = loss(logits, target)
+                return value * float("nan") if Nan.calls == 2 else value
+
+        return Nan()
+
+    monkeypatch.setattr(fit_module, "build_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="at epoch 1, step 2"):
+        fit(tiny_config(tiny_dataset, tmp_path / "nan"), progress=False)
+
+
+def test_misspelled_option_gets_a_suggestion():
+    result = CliRunner().invoke(main, ["fit", "--epoch", "3"])
+    assert result.exit_code == 2
+    assert "No such option '--epoch'" in result.output and "'--epochs'" in result.output
+
+
+def test_unknown_architecture_gets_a_suggestion():
+    result = CliRunner().invoke(main, ["fit", "--arch", "unetpp"])
+    assert result.exit_code == 2
+    assert "Did you mean 'unet_pp'?" in result.output
+
+
+def test_help_documents_defaults():
+    text = CliRunner().invoke(main, ["fit", "--help"]).output
+    for fragment in (
+        "--dice-weight",
+        "default: 0.7",
+        "--patience",
+        "default: 15",
+        "--aug",
+        "standard",
+    ):
+        assert fragment in text
+
+
+def test_cpu_fp16_is_refused(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "r"),
+            "--precision",
+            "fp16",
+            *TINY_ARGS,
+        ],
+    )
+    assert result.exit_code == 2
+    assert "fp16 needs a CUDA device" in result.output
+
+
+def test_models_and_module_entry_point():
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", "models"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    names = proc.stdout.split()
+    assert "unet" in names and "pretrained_attention_r2unet" in names and len(names) == 6
+
+
+def test_evaluate_prints_metrics_json(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_dataset, out, epochs=1), progress=False)
+    result = run_cli(
+        "evaluate", "--ckpt", str(out / "best.pth"), "--data", str(tiny_dataset), "--device", "cpu"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["images"] == 4 and report["input_size"] == [32, 32]
+    assert 0.0 <= report["dice"] <= 1.0 and 0.0 <= report["acc"] <= 1.0
+    stored = load_checkpoint(out / "best.pth")["metrics"]
+    assert report["dice"] == pytest.approx(stored["dice"], abs=1e-6)
+
+
+def test_bad_data_folder_is_named(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        main, ["fit", "--data", str(empty), "--out", str(tmp_path / "r"), *TINY_ARGS]
+    )
+    assert result.exit_code == 2
+    assert "empty" in result.output
+
+
+def _fit_command(data: Path, out: Path, epochs: int, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(data), "--out", str(out)]
+    cmd += ["--epochs", str(epochs), "--width", "8", "--img-size", "48", "--batch-size", "2"]
+    cmd += ["--quiet"]
+    return cmd + (["--resume"] if resume else [])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_finishes_and_every_checkpoint_loads(tmp_path):
+    from trainer.data import make_sample_dataset
+
+    data = make_sample_dataset(tmp_path / "data", n_train=24, n_test=4, size=48, seed=3)
+    out = tmp_path / "run"
+    epochs = 6
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    kills = 0
+    proc = subprocess.Popen(_fit_command(data, out, epochs), env=env, cwd=tmp_path)
+    for delay in (6.0, 3.5, 2.7):
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        for ckpt in out.glob("*.pth"):
+            load_checkpoint(ckpt)  # never truncated
+        resume = (out / "last.pth").is_file()
+        proc = subprocess.Popen(
+            _fit_command(data, out, epochs, resume=resume), env=env, cwd=tmp_path
+        )
+    assert proc.wait(timeout=300) == 0
+    assert kills >= 1
+    assert load_checkpoint(out / "last.pth")["epoch"] == epochs
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    for ckpt in out.glob("*.pth"):
+        load_checkpoint(ckpt)
+
+
+@pytest.mark.slow
+def test_sigint_stops_cleanly_with_exit_130(tmp_path):
+    from trainer.data import make_sample_dataset
+
+    data = make_sample_dataset(tmp_path / "data", n_train=24, n_test=4, size=48, seed=3)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        _fit_command(data, out, 50), env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while not (out / "last.pth").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resume with: segtrain fit --out" in output
+    done = load_checkpoint(out / "last.pth")["epoch"]
+    assert done >= 1
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == done

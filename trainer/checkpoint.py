@@ -1,0 +1,199 @@
+"""Self-describing checkpoints: plain dicts that `torch.load(weights_only=True)` reads.
+
+A checkpoint holds everything needed to rebuild and use the model without the code that
+trained it: the architecture name and its constructor config, the classes, the input size,
+the normalization, the decision threshold, the epoch and validation metrics, and the model
+weights. Checkpoints written during training also carry the optimizer, scheduler, grad
+scaler and RNG state so `--resume` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer import __version__
+from trainer.io import atomic_write
+from trainer.models import SegmentationModel, create_model, list_models
+
+FORMAT = "segkit.checkpoint"
+FORMAT_VERSION = 1
+
+# Keys every checkpoint has; `load_checkpoint` checks them.
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "arch",
+    "model_config",
+    "classes",
+    "num_classes",
+    "input_size",
+    "mean",
+    "std",
+    "threshold",
+    "epoch",
+    "metrics",
+    "model",
+)
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable checkpoint; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DDP / compile prefixes and move tensors to the CPU."""
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        cleaned[key] = value.detach().to("cpu")
+    return cleaned
+
+
+def build_checkpoint(
+    model: nn.Module,
+    *,
+    classes: list[str],
+    input_size: tuple[int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    threshold: float,
+    epoch: int,
+    metrics: dict[str, float],
+    train_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A checkpoint dict for `model`; `train_state` (optimizer etc.) is added for resuming."""
+    inner = unwrap_model(model)
+    if not isinstance(inner, SegmentationModel):
+        raise TypeError(f"expected a SegmentationModel, got {type(inner).__name__}")
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "project_version": __version__,
+        "arch": inner.arch,
+        "model_config": dict(inner.config),
+        "classes": list(classes),
+        "num_classes": int(inner.num_classes),
+        "input_size": [int(input_size[0]), int(input_size[1])],
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "color_order": "RGB",
+        "threshold": float(threshold),
+        "epoch": int(epoch),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "model": clean_state_dict(inner.state_dict()),
+    }
+    if train_state:
+        ckpt.update(train_state)
+    return ckpt
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `ckpt` atomically: temporary file, fsync, rename. Returns the path."""
+    path = Path(path)
+    atomic_write(path, lambda handle: torch.save(ckpt, handle))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint with `weights_only=True` (no code runs on load)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            path,
+            "refused to load: the file holds objects other than tensors and plain values "
+            f"({first})",
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            path, f"not a readable checkpoint (truncated or not a torch file: {err})"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            path, "not a segkit checkpoint (no 'format' marker); was it saved by `segtrain fit`?"
+        )
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            path,
+            f"checkpoint format version {ckpt['format_version']} is newer than this version "
+            f"supports ({FORMAT_VERSION}); upgrade segkit",
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in ckpt]
+    if missing:
+        raise CheckpointError(path, f"checkpoint lacks {', '.join(missing)}")
+    if ckpt["arch"] not in list_models():
+        raise CheckpointError(
+            path, f"unknown architecture {ckpt['arch']!r}; known: {', '.join(list_models())}"
+        )
+    return ckpt
+
+
+def model_from_checkpoint(
+    ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>"
+) -> SegmentationModel:
+    """Rebuild the model of a loaded checkpoint dict and load its weights strictly."""
+    config = dict(ckpt["model_config"])
+    if "encoder_weights" in config:
+        config["encoder_weights"] = "none"  # the state dict carries the encoder weights
+    try:
+        model = create_model(ckpt["arch"], **config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            path, f"cannot build {ckpt['arch']!r} from the stored config: {err}"
+        ) from err
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as err:
+        summary = str(err).splitlines()[0]
+        raise CheckpointError(
+            path,
+            f"weights do not match architecture {ckpt['arch']!r} "
+            f"with config {ckpt['model_config']}: {summary}",
+        ) from err
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SegmentationModel:
+    """Rebuild a model from its checkpoint alone, in eval mode on `device`.
+
+    The checkpoint's metadata (classes, input size, mean/std, threshold, metrics) is kept on
+    the model as `model.checkpoint_meta`.
+    """
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    model.checkpoint_meta = {
+        k: v for k, v in ckpt.items() if k not in _TRAIN_STATE_KEYS and k != "model"
+    }
+    return model.to(device).eval()
+
+
+_TRAIN_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng", "train", "train_config")

@@ -1,0 +1,266 @@
+"""`segtrain`: train (`fit`), evaluate and list U-Net models."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from click.core import ParameterSource
+
+from trainer import __version__
+from trainer.config import TrainConfig
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_classes(ctx, param, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    if not names or len(set(names)) != len(names):
+        raise click.BadParameter("give distinct class names separated by commas, e.g. cat,dog")
+    if "background" in names:
+        raise click.BadParameter(
+            "'background' is class 0 already; list only the foreground classes"
+        )
+    return names
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="segtrain")
+def main() -> None:
+    """Train and evaluate U-Net segmentation models."""
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Dataset folder: train/ + test/ (or val/) subfolders, or one folder split by --seed. "
+    "labelme (image + same-stem .json) or images/ + masks/. "
+    "[default: built-in generated sample data]",
+)
+@click.option(
+    "--annotations",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder holding the labelme .json files when they are not beside the images.",
+)
+@click.option("--arch", default="unet", help="Architecture (see `segtrain models`).")
+@click.option(
+    "--width",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Base channel width w (channels w, 2w, 4w, 8w, bottleneck 16w). "
+    "[default: 64; 16 on the sample data]",
+)
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Training resolution (square). [default: 256; 96 on the sample data]",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Maximum number of epochs. [default: 50; 30 on the sample data]",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Batch size. [default: 8]"
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Adam learning rate. [default: 1e-3 from scratch; 1e-4 for the decoder of a "
+    "pretrained encoder]",
+)
+@click.option(
+    "--encoder-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Learning rate of a pretrained encoder. [default: 1e-5, or --lr/10 when --lr is set]",
+)
+@click.option("--loss", default="combined", help="bce, dice, combined or focal_tversky.")
+@click.option(
+    "--dice-weight",
+    type=click.FloatRange(0, 1),
+    default=0.7,
+    help="alpha of the combined loss: alpha*Dice + (1-alpha)*BCE.",
+)
+@click.option("--aug", default="standard", help="Augmentation preset: plain, standard or crop.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    default="auto",
+    help="auto: fp16 autocast + GradScaler on CUDA, fp32 on the CPU.",
+)
+@click.option(
+    "--encoder",
+    default=None,
+    help="ResNet encoder of pretrained_attention_r2unet: resnet18, resnet34 or resnet50. "
+    "[default: resnet34]",
+)
+@click.option(
+    "--encoder-weights",
+    default=None,
+    help="imagenet, none, or a PATH to a ResNet state dict. [default: imagenet]",
+)
+@click.option(
+    "--classes",
+    callback=_parse_classes,
+    default=None,
+    help="Comma-separated labels for multi-class training (class ids 1..N); "
+    "without it every label is foreground (binary).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder. [default: runs/<arch>-<timestamp>]",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pth.")
+@click.option(
+    "--force", is_flag=True, help="With --resume: accept options that differ from the run's."
+)
+@click.option(
+    "--save-every",
+    type=click.IntRange(min=0),
+    default=10,
+    help="Also keep epoch_N.pth every K epochs (0: never).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=15,
+    help="Early stopping: epochs without a better validation Dice.",
+)
+@click.option("--seed", type=int, default=0, help="Random seed (splits, shuffling, augmentation).")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="DataLoader worker processes. [default: 0 on the CPU, 4 on CUDA]",
+)
+@click.option(
+    "--on-bad-sample",
+    type=click.Choice(["skip", "error"]),
+    default="skip",
+    help="skip: warn and skip unusable samples (counted in the summary); error: stop.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    help="Validation share when --data has no train/test split.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    help="Probability threshold for binary masks (stored in the checkpoint).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.pass_context
+def fit(ctx: click.Context, quiet: bool, **options) -> None:
+    """Train a model; writes best.pth, last.pth, metrics.csv, config.json and curves.png."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+    from trainer.engine import TrainingDiverged
+    from trainer.fit import ResumeError
+    from trainer.fit import fit as run_fit
+    from trainer.models import list_models
+
+    if options["arch"] not in list_models():
+        import difflib
+
+        close = difflib.get_close_matches(options["arch"], list_models(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        _fail(
+            f"--arch: unknown architecture {options['arch']!r}.{hint} "
+            f"Available: {', '.join(list_models())}"
+        )
+    given = {
+        name: value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    }
+    cfg = TrainConfig(**options)
+    try:
+        result = run_fit(cfg, given=given, progress=not quiet)
+    except (DataError, ResumeError, CheckpointError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    except TrainingDiverged as err:
+        _fail(str(err), code=1)
+    click.echo(result.summary())
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command()
+@click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Checkpoint (.pth).")
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option(
+    "--annotations",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of the labelme .json files when they are not beside the images.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["val", "train"]),
+    default="val",
+    help="val: the test/ (or val/) folder, or the held-out share of a single folder.",
+)
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Evaluation resolution. [default: the checkpoint's input size]",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="[default: the checkpoint's threshold]",
+)
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2
+)
+@click.option("--seed", type=int, default=0, help="Seed of the split for a single-folder dataset.")
+def evaluate(**options) -> None:
+    """Print the metrics (acc, dice, iou, map) of a checkpoint on a dataset split as JSON."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+    from trainer.evaluate import evaluate_checkpoint
+
+    try:
+        results = evaluate_checkpoint(**options)
+    except (DataError, CheckpointError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    click.echo(json.dumps(results, indent=2))
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the registered architectures."""
+    from trainer.models import list_models
+
+    for name in list_models():
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    main()

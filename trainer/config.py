@@ -1,0 +1,137 @@
+"""The training configuration: one dataclass, its defaults, and how unset values resolve."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Options that may change between a run and its `--resume` without making it another run.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "patience", "save_every", "workers", "device", "resume", "force"}
+)
+
+# The quick configuration used on the built-in sample data (no `--data`): small enough to
+# finish in well under three minutes on two CPU cores.
+SAMPLE_DEFAULTS = {"img_size": 96, "width": 16, "epochs": 30, "batch_size": 8}
+DATA_DEFAULTS = {"img_size": 256, "width": 64, "epochs": 50, "batch_size": 8}
+
+SCRATCH_LR = 1e-3
+PRETRAINED_LR = 1e-4
+PRETRAINED_ENCODER_LR = 1e-5
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; `None` means "use the documented default"."""
+
+    data: str | None = None
+    annotations: str | None = None
+    arch: str = "unet"
+    width: int | None = None
+    img_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    encoder_lr: float | None = None
+    loss: str = "combined"
+    dice_weight: float = 0.7
+    aug: str = "standard"
+    precision: str = "auto"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    classes: list[str] | None = None
+    out: str | None = None
+    resume: bool = False
+    force: bool = False
+    save_every: int = 10
+    patience: int = 15
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = None
+    on_bad_sample: str = "skip"
+    val_fraction: float = 0.2
+    threshold: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_sample_data(self) -> bool:
+        return self.data is None
+
+    @property
+    def has_pretrained_encoder(self) -> bool:
+        return self.arch.startswith("pretrained_")
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every `None` default filled in (data-dependent and arch-dependent)."""
+        defaults = SAMPLE_DEFAULTS if self.uses_sample_data else DATA_DEFAULTS
+        cfg = dataclasses.replace(self)
+        for key, value in defaults.items():
+            if getattr(cfg, key) is None:
+                setattr(cfg, key, value)
+        if cfg.lr is None:
+            cfg.lr = PRETRAINED_LR if cfg.has_pretrained_encoder else SCRATCH_LR
+        if cfg.has_pretrained_encoder and cfg.encoder_lr is None:
+            cfg.encoder_lr = PRETRAINED_ENCODER_LR if self.lr is None else cfg.lr / 10
+        if cfg.has_pretrained_encoder and cfg.encoder_weights is None:
+            cfg.encoder_weights = "imagenet"
+        return cfg
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `create_model`; `None` values are dropped by the registry."""
+        kwargs: dict[str, Any] = {
+            "in_channels": 3,
+            "num_classes": self.num_classes,
+            "width": self.width,
+        }
+        if self.has_pretrained_encoder:
+            kwargs["encoder"] = self.encoder
+            kwargs["encoder_weights"] = self.encoder_weights
+        kwargs.update(self.extra)
+        return kwargs
+
+    @property
+    def num_classes(self) -> int:
+        """Model output channels: 1 for binary, background + named classes otherwise."""
+        return 1 if not self.classes else len(self.classes) + 1
+
+    @property
+    def class_names(self) -> list[str]:
+        return ["background", "foreground"] if not self.classes else ["background", *self.classes]
+
+    @property
+    def class_map(self) -> dict[str, int] | None:
+        return None if not self.classes else {c: i + 1 for i, c in enumerate(self.classes)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def save(self, path: Path) -> None:
+        from trainer.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def config_differences(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
+    """Options given on the command line that disagree with a saved run's configuration."""
+    diffs = []
+    saved_dict = saved.to_dict()
+    for key, value in given.items():
+        if key in RESUMABLE_CHANGES or value is None:
+            continue
+        if saved_dict.get(key) != value:
+            diffs.append(
+                f"--{key.replace('_', '-')}: run has {saved_dict.get(key)!r}, given {value!r}"
+            )
+    return diffs

@@ -1,0 +1,108 @@
+"""The segmentation Dataset: every sample is read and checked once, up front."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trainer.data.discover import Sample
+from trainer.data.errors import DataError
+from trainer.data.images import read_image
+from trainer.data.labelme import load_labelme
+from trainer.data.masks import load_mask
+
+BAD_SAMPLE_MODES = ("skip", "error")
+
+Transform = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_sample(
+    sample: Sample, class_map: dict[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(HxWx3 uint8 RGB image, HxW uint8 mask) of a sample, checked to agree in size.
+
+    Binary (class_map None): mask values 0/1. Multi-class: ids 0..max(class_map.values()).
+    """
+    image = read_image(sample.image)
+    if sample.kind == "labelme":
+        return image, load_labelme(sample.annotation, image.shape[:2], class_map)
+    mask = load_mask(sample.annotation, binary=class_map is None)
+    if mask.shape != image.shape[:2]:
+        raise DataError(
+            sample.annotation,
+            f"mask is {mask.shape[0]}x{mask.shape[1]} but its image {sample.image.name} is "
+            f"{image.shape[0]}x{image.shape[1]}",
+        )
+    top_id = max(class_map.values()) if class_map is not None else 1
+    if mask.max(initial=0) > top_id:
+        raise DataError(
+            sample.annotation,
+            f"class id {int(mask.max())} in the mask; the classes go up to {top_id}",
+        )
+    return image, mask
+
+
+class SegmentationDataset(Dataset):
+    """Images and masks of `samples`, loaded and validated at construction.
+
+    on_bad_sample="skip" drops an unusable sample with a warning and records it in
+    `skipped` as (file, problem); "error" raises its DataError. With `cache` the decoded
+    uint8 arrays stay in memory; without, each item is read again.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Transform,
+        class_map: dict[str, int] | None = None,
+        on_bad_sample: str = "skip",
+        cache: bool = True,
+    ):
+        if on_bad_sample not in BAD_SAMPLE_MODES:
+            raise ValueError(
+                f"on_bad_sample: expected one of {BAD_SAMPLE_MODES}, got {on_bad_sample!r}"
+            )
+        self.transform = transform
+        self.class_map = class_map
+        self.cache = cache
+        self.samples: list[Sample] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._arrays: list[tuple[np.ndarray, np.ndarray]] = []
+        for sample in samples:
+            try:
+                arrays = load_sample(sample, class_map)
+            except DataError as err:
+                if on_bad_sample == "error":
+                    raise
+                warnings.warn(f"skipping {err.path}: {err.problem}", stacklevel=2)
+                self.skipped.append((str(err.path), err.problem))
+                continue
+            self.samples.append(sample)
+            if cache:
+                self._arrays.append(arrays)
+        if not self.samples:
+            given = f"{len(samples)} given, {len(self.skipped)} skipped"
+            raise DataError(_source(samples), f"no usable samples in this folder ({given})")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cache:
+            image, mask = self._arrays[index]
+        else:
+            image, mask = load_sample(self.samples[index], self.class_map)
+        return self.transform(image, mask)
+
+
+def _source(samples: Sequence[Sample]) -> Path:
+    """The folder the samples come from (their common parent), for error messages."""
+    if not samples:
+        return Path("(no samples)")
+    return Path(os.path.commonpath([str(s.image.parent) for s in samples]))

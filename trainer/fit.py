@@ -1,0 +1,328 @@
+"""`segtrain fit`: build data, model and optimizer from a TrainConfig and run the epochs.
+
+Reproducibility: at the start of every epoch the global torch RNG and the sampler's
+generator are seeded from `(seed, epoch)`, so an epoch's shuffling and augmentation depend
+only on the seed and the epoch number. A run resumed from `last.pth` therefore continues
+exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.utils.data import DataLoader, RandomSampler
+
+from trainer.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from trainer.config import TrainConfig, config_differences
+from trainer.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SegmentationDataset,
+    build_transform,
+    default_sample_dir,
+    make_sample_dataset,
+    resolve_splits,
+)
+from trainer.engine import EpochStats, evaluate, train_one_epoch
+from trainer.losses import build_loss
+from trainer.metrics import SegmentationMetrics
+from trainer.models import create_model
+from trainer.plots import plot_curves
+from trainer.precision import resolve_device, resolve_precision
+from trainer.runlog import MetricsLog
+
+SCHEDULER_PATIENCE = 5
+SCHEDULER_FACTOR = 0.5
+
+
+class ResumeError(ValueError):
+    """`--resume` cannot continue the run in `--out` (missing files or a different config)."""
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    epochs_done: int
+    best_epoch: int
+    best_metrics: dict[str, float]
+    seconds: float
+    skipped_samples: list[tuple[str, str]] = field(default_factory=list)
+    stopped_early: bool = False
+    interrupted: bool = False
+
+    def summary(self) -> str:
+        best = ", ".join(f"{k} {v:.4f}" for k, v in self.best_metrics.items() if k != "loss")
+        state = (
+            "interrupted"
+            if self.interrupted
+            else ("stopped early" if self.stopped_early else "done")
+        )
+        line = (
+            f"{state}: {self.epochs_done} epoch(s) in {self.seconds:.0f} s; best epoch "
+            f"{self.best_epoch}: {best or 'n/a'}; {len(self.skipped_samples)} sample(s) skipped; "
+            f"checkpoints in {self.run_dir}"
+        )
+        if self.interrupted:
+            line += f"\nresume with: segtrain fit --out {self.run_dir} --resume"
+        return line
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def default_run_dir(arch: str) -> Path:
+    return Path("runs") / f"{arch}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run(
+    cfg: TrainConfig, given: dict[str, Any] | None = None
+) -> tuple[TrainConfig, Path, dict | None]:
+    """The run's resolved config, its folder, and the checkpoint to resume from (or None).
+
+    `given` holds the options set explicitly on the command line; with `--resume` they must
+    agree with the saved run (unless `--force`), except those in RESUMABLE_CHANGES.
+    """
+    if not cfg.resume:
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.arch)
+        return cfg.resolved(), run_dir, None
+    if not cfg.out:
+        raise ResumeError("--resume needs --out RUN_DIR, the folder of the run to continue")
+    run_dir = Path(cfg.out)
+    last = run_dir / "last.pth"
+    config_path = run_dir / "config.json"
+    if not last.is_file() or not config_path.is_file():
+        raise ResumeError(f"{run_dir}: nothing to resume (needs last.pth and config.json)")
+    saved = TrainConfig.load(config_path)
+    diffs = config_differences(saved, given or {})
+    if diffs and not cfg.force:
+        raise ResumeError(
+            f"{config_path}: the command line differs from the run being resumed:\n  "
+            + "\n  ".join(diffs)
+            + "\nrepeat the run's options, or pass --force to accept the new ones"
+        )
+    merged = saved.to_dict()
+    for key, value in (given or {}).items():
+        if value is not None:
+            merged[key] = value
+    merged.update(resume=True, out=str(run_dir))
+    resolved = TrainConfig.from_dict(merged).resolved()
+    return resolved, run_dir, load_checkpoint(last)
+
+
+def build_data(
+    cfg: TrainConfig, seed: int
+) -> tuple[SegmentationDataset, SegmentationDataset, list]:
+    if cfg.uses_sample_data:
+        data_dir = make_sample_dataset(default_sample_dir())
+    else:
+        data_dir = Path(cfg.data)
+    splits, problems = resolve_splits(
+        data_dir,
+        val_fraction=cfg.val_fraction,
+        seed=seed,
+        annotations=cfg.annotations,
+        on_missing=cfg.on_bad_sample,
+    )
+    size = (cfg.img_size, cfg.img_size)
+    train = SegmentationDataset(
+        splits["train"],
+        build_transform(cfg.aug, size, train=True),
+        class_map=cfg.class_map,
+        on_bad_sample=cfg.on_bad_sample,
+    )
+    val = SegmentationDataset(
+        splits["val"],
+        build_transform("plain", size, train=False),
+        class_map=cfg.class_map,
+        on_bad_sample=cfg.on_bad_sample,
+    )
+    skipped = [(str(p), why) for p, why in problems] + train.skipped + val.skipped
+    return train, val, skipped
+
+
+def _default_workers(device: torch.device) -> int:
+    if device.type == "cpu":
+        return 0  # the model already uses every core; cached data makes loading cheap
+    return min(4, os.cpu_count() or 1)
+
+
+def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = True) -> FitResult:
+    """Train according to `cfg`; writes checkpoints, metrics.csv, config.json and curves.png."""
+    start = time.perf_counter()
+    cfg, run_dir, resume_ckpt = prepare_run(cfg, given)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    channels_last = device.type == "cuda"
+    seed_everything(cfg.seed)
+
+    train_ds, val_ds, skipped = build_data(cfg, cfg.seed)
+    workers = cfg.workers if cfg.workers is not None else _default_workers(device)
+    sampler_gen = torch.Generator()
+    loader_kw = {
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=RandomSampler(train_ds, generator=sampler_gen),
+        **loader_kw,
+    )
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
+
+    model = create_model(cfg.arch, **cfg.model_kwargs()).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameter_groups(cfg.lr, cfg.encoder_lr))
+    scheduler = ReduceLROnPlateau(
+        optimizer, mode="max", patience=SCHEDULER_PATIENCE, factor=SCHEDULER_FACTOR
+    )
+    scaler = precision.grad_scaler()
+    loss_fn = build_loss(cfg.loss, num_classes=cfg.num_classes, dice_weight=cfg.dice_weight)
+    metrics = SegmentationMetrics(num_classes=cfg.num_classes, threshold=cfg.threshold)
+
+    first_epoch, best_epoch, best_metrics = 1, 0, {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume_ckpt is not None:
+        first_epoch, best_epoch, best_metrics = _restore(
+            resume_ckpt, model, optimizer, scheduler, scaler
+        )
+        log = MetricsLog.resume(run_dir / "metrics.csv", first_epoch - 1)
+    else:
+        log = MetricsLog(run_dir / "metrics.csv")
+        cfg.save(run_dir / "config.json")
+
+    ckpt_info = {
+        "classes": cfg.class_names,
+        "input_size": (cfg.img_size, cfg.img_size),
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "threshold": cfg.threshold,
+    }
+    result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
+    epoch = first_epoch
+    try:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+            sampler_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
+            stats: EpochStats = train_one_epoch(
+                model, train_loader, loss_fn, optimizer, scaler, precision, device, epoch,
+                channels_last=channels_last, progress=progress, desc=f"epoch {epoch}/{cfg.epochs}",
+            )  # fmt: skip
+            val = evaluate(
+                model, val_loader, loss_fn, metrics, precision, device, channels_last=channels_last
+            )
+            lr = optimizer.param_groups[-1]["lr"]
+            scheduler.step(val["dice"])
+            row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val["loss"], "lr": lr}
+            row.update(_metric_cols(val), seconds=stats.seconds, images_per_s=stats.images_per_s)
+            log.append(row)
+            improved = not best_metrics or val["dice"] > best_metrics["dice"]
+            if improved:
+                best_epoch, best_metrics = epoch, val
+            train_state = _train_state(optimizer, scheduler, scaler, cfg, best_epoch, best_metrics)
+            ckpt = build_checkpoint(
+                model, epoch=epoch, metrics=val, train_state=train_state, **ckpt_info
+            )
+            save_checkpoint(ckpt, run_dir / "last.pth")
+            if improved:
+                save_checkpoint(ckpt, run_dir / "best.pth")
+            if cfg.save_every and epoch % cfg.save_every == 0:
+                save_checkpoint(ckpt, run_dir / f"epoch_{epoch}.pth")
+            plot_curves([("run", log.rows)], run_dir / "curves.png")
+            result.epochs_done, result.best_epoch, result.best_metrics = (
+                epoch,
+                best_epoch,
+                best_metrics,
+            )
+            if progress:
+                print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
+            if epoch - best_epoch >= cfg.patience:
+                result.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = time.perf_counter() - start
+    _write_summary(run_dir, result)
+    return result
+
+
+def _metric_cols(val: dict[str, float]) -> dict[str, float]:
+    return {k: val[k] for k in ("acc", "dice", "iou", "map")}
+
+
+def _epoch_line(
+    epoch: int, epochs: int, stats: EpochStats, val: dict[str, float], lr: float
+) -> str:
+    return (
+        f"epoch {epoch}/{epochs}  train_loss {stats.loss:.4f}  val_loss {val['loss']:.4f}  "
+        f"dice {val['dice']:.4f}  iou {val['iou']:.4f}  map {val['map']:.4f}  "
+        f"acc {val['acc']:.4f}  "
+        f"lr {lr:.2g}  {stats.images_per_s:.1f} img/s  {stats.seconds:.1f} s"
+    )
+
+
+def _train_state(
+    optimizer, scheduler, scaler, cfg: TrainConfig, best_epoch: int, best_metrics: dict
+) -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": rng,
+        "train": {
+            "best_epoch": best_epoch,
+            "best_metrics": {k: float(v) for k, v in best_metrics.items()},
+            "seed": cfg.seed,
+        },
+        "train_config": cfg.to_dict(),
+    }
+
+
+def _restore(ckpt: dict, model, optimizer, scheduler, scaler) -> tuple[int, int, dict]:
+    """Load model and training state; returns (first epoch to run, best epoch, best metrics)."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    train = ckpt["train"]
+    return ckpt["epoch"] + 1, train["best_epoch"], dict(train["best_metrics"])
+
+
+def _write_summary(run_dir: Path, result: FitResult) -> None:
+    from trainer.io import atomic_write_text
+
+    summary = {
+        "epochs_done": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "best_metrics": result.best_metrics,
+        "seconds": round(result.seconds, 2),
+        "stopped_early": result.stopped_early,
+        "interrupted": result.interrupted,
+        "skipped_samples": [{"file": f, "problem": p} for f, p in result.skipped_samples],
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

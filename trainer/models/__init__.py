@@ -1,0 +1,11 @@
+"""The model zoo: every architecture registers itself on import.
+
+from trainer.models import create_model, list_models
+model = create_model("attention_unet", num_classes=1, width=32)
+"""
+
+from trainer.models import attention_unet, pretrained, r2unet, unet, unet_pp  # noqa: F401
+from trainer.models.base import SegmentationModel
+from trainer.models.registry import create_model, list_models, model_entrypoint, register_model
+
+__all__ = ["SegmentationModel", "create_model", "list_models", "model_entrypoint", "register_model"]
