@@ -1,0 +1,250 @@
+"""`segexport`: checkpoint -> ONNX / TensorRT, and parity checks against PyTorch.
+
+Bad input (a missing or broken checkpoint, an unknown architecture, weights that do not fit
+their config, an unsupported opset, an unwritable output, an engine from another TensorRT
+version) prints one `Error: <file or option>: <problem>` line and exits with code 2; a parity
+check that misses its tolerance exits with code 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from export.errors import ExportError
+from export.onnx_export import DEFAULT_OPSET, EXPORTERS
+from runtime.metadata import MetadataError
+from trainer.checkpoint import CheckpointError
+
+EXIT_TOLERANCE = 1
+EXIT_BAD_INPUT = 2
+
+
+def _reports_errors(command: Callable) -> Callable:
+    """Turn the errors about bad input into one `Error: ...` line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ExportError, CheckpointError, MetadataError) as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def _batch_option(value: str) -> int | None:
+    if value == "dynamic":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ExportError("--batch", f"expected 'dynamic' or a batch size >= 1, got {value!r}")
+
+
+def _size_option(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace("x", ",").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ExportError("--size", f"expected HEIGHT,WIDTH such as 64,96, got {value!r}")
+    return int(parts[0]), int(parts[1])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Export segkit checkpoints to ONNX / TensorRT and check them against PyTorch."""
+
+
+@main.command("onnx")
+@click.option(
+    "--ckpt",
+    "checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Checkpoint (.pth).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output file [default: checkpoint name with .onnx].",
+)
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
+@click.option(
+    "--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size."
+)
+@click.option(
+    "--dynamic-hw", is_flag=True, help="Dynamic height/width (any size >= the model's stride)."
+)
+@click.option("--fp16", is_flag=True, help="float16 graph with float32 input and output.")
+@click.option("--simplify", is_flag=True, help="Fold constants and remove redundant nodes.")
+@click.option(
+    "--exporter",
+    type=click.Choice(EXPORTERS),
+    default="auto",
+    show_default=True,
+    help="torch.onnx exporter: dynamo (needs onnxscript) or the legacy torchscript tracer.",
+)
+@_reports_errors
+def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, exporter) -> None:
+    """Export a checkpoint to ONNX (input `images`, output `probs`, metadata embedded)."""
+    from export.onnx_export import export_onnx
+
+    result = export_onnx(
+        checkpoint,
+        output,
+        opset=opset,
+        batch=_batch_option(batch),
+        dynamic_hw=dynamic_hw,
+        fp16=fp16,
+        simplify=simplify,
+        exporter=exporter,
+    )
+    if result.simplify_summary:
+        click.echo(result.simplify_summary)
+    click.echo(result.summary())
+
+
+@main.command("trt")
+@click.option(
+    "--onnx", "onnx_path", type=click.Path(path_type=Path), help="ONNX model from `segexport onnx`."
+)
+@click.option(
+    "--ckpt",
+    "checkpoint",
+    type=click.Path(path_type=Path),
+    help="Checkpoint (exported to ONNX first).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Engine file [default: input name with .engine].",
+)
+@click.option("--fp16", is_flag=True, help="FP16 engine (TensorRT 11: needs an --fp16 ONNX graph).")
+@click.option(
+    "--batch",
+    default="1:4:16",
+    show_default=True,
+    help="Batch profile MIN:OPT:MAX (or one number).",
+)
+@click.option(
+    "--dynamic-hw",
+    is_flag=True,
+    help="With --ckpt: export dynamic H/W (an --onnx graph must have it).",
+)
+@click.option(
+    "--height",
+    help="Height profile MIN:OPT:MAX [default: stride:input:2*input] (dynamic H/W only).",
+)
+@click.option(
+    "--width", help="Width profile MIN:OPT:MAX [default: stride:input:2*input] (dynamic H/W only)."
+)
+@click.option("--workspace", type=float, help="Builder workspace limit in GB.")
+@click.option(
+    "--timing-cache",
+    type=click.Path(path_type=Path),
+    help="Timing cache file [default: in ~/.cache/segkit].",
+)
+@click.option(
+    "--opset",
+    default=DEFAULT_OPSET,
+    show_default=True,
+    help="ONNX opset when building from --ckpt.",
+)
+@_reports_errors
+def trt_command(
+    onnx_path,
+    checkpoint,
+    output,
+    fp16,
+    batch,
+    dynamic_hw,
+    height,
+    width,
+    workspace,
+    timing_cache,
+    opset,
+):
+    """Build a TensorRT engine plus its `<engine>.json` metadata sidecar."""
+    from export.tensorrt_build import (
+        build_engine,
+        build_engine_from_checkpoint,
+        parse_range,
+        read_onnx_metadata,
+    )
+
+    if (onnx_path is None) == (checkpoint is None):
+        raise ExportError(
+            "--onnx/--ckpt", "give exactly one of --onnx MODEL.onnx or --ckpt CHECKPOINT.pth"
+        )
+    source = onnx_path or checkpoint
+    output = output or source.with_suffix(".engine")
+    options = {
+        "batch": parse_range(batch, "--batch"),
+        "height": parse_range(height, "--height") if height else None,
+        "width": parse_range(width, "--width") if width else None,
+        "workspace_gb": workspace,
+        "timing_cache": timing_cache,
+    }
+    if checkpoint is not None:
+        result = build_engine_from_checkpoint(
+            checkpoint, output, fp16=fp16, dynamic_hw=dynamic_hw, opset=opset, **options
+        )
+    else:
+        if dynamic_hw and not read_onnx_metadata(onnx_path).dynamic_hw:
+            raise ExportError(
+                onnx_path, "--dynamic-hw: this graph has a fixed H/W; export it with --dynamic-hw"
+            )
+        result = build_engine(onnx_path, output, fp16=fp16, **options)
+    click.echo(result.summary())
+
+
+@main.command("check")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--ckpt",
+    "checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The source checkpoint.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of images [default: random].",
+)
+@click.option("--n", "n", default=32, show_default=True, help="Number of images.")
+@click.option(
+    "--batch-size", type=int, help="Images per run [default: 8, or the model's fixed batch]."
+)
+@click.option(
+    "--size",
+    help="HEIGHT,WIDTH to run at [default: the model's input size; others need --dynamic-hw].",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the random images.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_reports_errors
+def check_command(model, checkpoint, images_dir, n, batch_size, size, seed, as_json) -> None:
+    """Compare an exported model (.onnx / .engine) with its checkpoint in PyTorch."""
+    from export.parity import check_parity
+
+    report = check_parity(
+        model,
+        checkpoint,
+        images_dir=images_dir,
+        n=n,
+        batch_size=batch_size,
+        size=_size_option(size),
+        seed=seed,
+    )
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
+    if not report.passed:
+        sys.exit(EXIT_TOLERANCE)
