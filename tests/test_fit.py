@@ -285,3 +285,15 @@ def test_sigint_stops_cleanly_with_exit_130(tmp_path):
     assert done >= 1
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == done
+
+
+def test_existing_run_is_not_overwritten(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_dataset, out, epochs=1), progress=False)
+    before = (out / "last.pth").read_bytes()
+    result = CliRunner().invoke(
+        main, ["fit", "--data", str(tiny_dataset), "--out", str(out), *TINY_ARGS]
+    )
+    assert result.exit_code == 2
+    assert "holds a run already" in result.output
+    assert (out / "last.pth").read_bytes() == before

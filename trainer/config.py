@@ -10,7 +10,7 @@ from typing import Any
 
 # Options that may change between a run and its `--resume` without making it another run.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "patience", "save_every", "workers", "device", "resume", "force"}
+    {"epochs", "patience", "save_every", "workers", "device", "resume", "force", "out"}
 )
 
 # The quick configuration used on the built-in sample data (no `--data`): small enough to

@@ -101,6 +101,11 @@ def prepare_run(
     """
     if not cfg.resume:
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.arch)
+        if (run_dir / "last.pth").exists():
+            raise ResumeError(
+                f"{run_dir}: holds a run already; continue it with --resume, "
+                "or choose another --out"
+            )
         return cfg.resolved(), run_dir, None
     if not cfg.out:
         raise ResumeError("--resume needs --out RUN_DIR, the folder of the run to continue")
