@@ -28,16 +28,24 @@ def preprocess(
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise ValueError(f"size must be (height, width) >= 1, got {tuple(size)}")
-    mean_arr = np.asarray(mean, dtype=np.float32).reshape(1, 1, -1)
-    std_arr = np.asarray(std, dtype=np.float32).reshape(1, 1, -1)
-    channels = mean_arr.shape[-1]
-    batch = np.empty((len(images), channels, height, width), dtype=np.float32)
+    channels = len(mean)
+    resized = np.empty((len(images), height, width, channels), dtype=np.uint8)
     for index, image in enumerate(images):
         _check_image(image, index, channels)
-        resized = resize_bilinear(image, (height, width))
-        scaled = resized.astype(np.float32) / 255.0
-        batch[index] = ((scaled - mean_arr) / std_arr).transpose(2, 0, 1)
-    return batch
+        resized[index] = resize_bilinear(image, (height, width))
+    return normalize(resized, mean, std)
+
+
+def normalize(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N, C, H, W) float32 `(pixel / 255 - mean) / std`, in one pass."""
+    scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float64))).astype(np.float32)
+    offset = (np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).astype(
+        np.float32
+    )
+    out = batch.transpose(0, 3, 1, 2).astype(np.float32)
+    out *= scale[None, :, None, None]
+    out -= offset[None, :, None, None]
+    return out
 
 
 def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,70 +1,50 @@
 """Reading images as HxWx3 uint8 RGB arrays, with errors that name the file.
 
-Conversions: grayscale -> 3 channels; gray+alpha and RGBA -> the colour channels (alpha is
-dropped, not composited); 16-bit -> 8-bit by `>> 8` (the top byte, so a 16-bit image keeps
-its brightness relative to the full 16-bit range); float images are refused. JPEGs are
-turned upright according to their EXIF orientation, as labelme does before annotating.
+The decoding lives in `runtime.images` (torch-free, shared with the inference runtime, see
+its docstring for the conversions); here its `ImageError` becomes the trainer's `DataError`.
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from runtime import images as _images
+from runtime.errors import ImageError
 from trainer.data.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-JPEG_EXTENSIONS = (".jpg", ".jpeg")
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_END = b"IEND\xaeB`\x82"
-_JPEG_SIGNATURE = b"\xff\xd8"
-_JPEG_END = b"\xff\xd9"
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+IMAGE_EXTENSIONS = _images.IMAGE_EXTENSIONS
+JPEG_EXTENSIONS = _images.JPEG_EXTENSIONS
+is_image_file = _images.is_image_file
 
 
-def is_image_file(path: Path) -> bool:
-    """True for a visible file with one of IMAGE_EXTENSIONS (any letter case)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+@contextmanager
+def _as_data_error() -> Iterator[None]:
+    try:
+        yield
+    except ImageError as err:
+        raise DataError(err.path, err.problem) from None
 
 
 def read_bytes(path: str | Path) -> bytes:
     """The file's bytes; DataError when it is missing, unreadable or empty."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a folder, not a file") from None
-    except OSError as err:
-        raise DataError(path, f"cannot read file ({err.strerror or err})") from None
-    if not data:
-        raise DataError(path, "empty file (0 bytes)")
-    return data
+    with _as_data_error():
+        return _images.read_bytes(path)
 
 
 def decode_unchanged(path: str | Path, data: bytes) -> np.ndarray:
     """cv2.imdecode(IMREAD_UNCHANGED) of `data`; DataError when it cannot be decoded."""
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None or array.size == 0:
-        raise DataError(path, f"cannot decode image: {_decode_failure(data)}")
-    return array
+    with _as_data_error():
+        return _images.decode_unchanged(path, data)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The image at `path` as an HxWx3 uint8 RGB array (see the module docstring)."""
-    path = Path(path)
-    data = read_bytes(path)
-    array = decode_unchanged(path, data)
-    rgb = _to_rgb_uint8(path, array)
-    if path.suffix.lower() in JPEG_EXTENSIONS:
-        rgb = _apply_orientation(rgb, _exif_orientation(data))
-    return np.ascontiguousarray(rgb)
+    """The image at `path` as an HxWx3 uint8 RGB array; DataError names a bad file."""
+    with _as_data_error():
+        return _images.read_image(path)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -77,65 +57,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
             width, height = img.size
             transposed = (
                 path.suffix.lower() in JPEG_EXTENSIONS
-                and img.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS
+                and img.getexif().get(_images.EXIF_ORIENTATION) in _images.TRANSPOSED_ORIENTATIONS
             )
         return (width, height) if transposed else (height, width)
     except Exception:  # noqa: BLE001 - any header problem: fall back to a full, checked read
         return read_image(path).shape[:2]
-
-
-def _to_rgb_uint8(path: Path, array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind == "f":
-        raise DataError(path, f"floating-point image ({array.dtype}) is not supported; save 8-bit")
-    if array.dtype == np.uint16:
-        array = (array >> 8).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise DataError(path, f"unsupported pixel type {array.dtype}; save 8- or 16-bit")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 2:
-        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    if array.ndim != 3 or array.shape[2] not in (2, 3, 4):
-        raise DataError(path, f"unsupported image layout {array.shape}")
-    if array.shape[2] == 2:  # gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(array[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if array.shape[2] == 4:
-        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-
-
-def _decode_failure(data: bytes) -> str:
-    if data.startswith(_PNG_SIGNATURE) and not data.rstrip(b"\x00").endswith(_PNG_END):
-        return "truncated PNG (no end chunk)"
-    if data.startswith(_JPEG_SIGNATURE) and _JPEG_END not in data[-64:]:
-        return "truncated JPEG (no end marker)"
-    return "corrupt, truncated or not a supported image format"
-
-
-def _exif_orientation(data: bytes) -> int:
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # noqa: BLE001 - unreadable EXIF means "as stored"
-        return 1
-
-
-def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn an image stored with EXIF `orientation` (1-8) upright (as PIL's exif_transpose)."""
-    if orientation == 2:
-        return rgb[:, ::-1]
-    if orientation == 3:
-        return rgb[::-1, ::-1]
-    if orientation == 4:
-        return rgb[::-1]
-    if orientation == 5:
-        return rgb.transpose(1, 0, 2)
-    if orientation == 6:
-        return np.rot90(rgb, -1)
-    if orientation == 7:
-        return rgb[::-1, ::-1].transpose(1, 0, 2)
-    if orientation == 8:
-        return np.rot90(rgb, 1)
-    return rgb

@@ -1,0 +1,127 @@
+"""Reading image files as HxWx3 uint8 RGB arrays (no torch), with errors that name the file.
+
+Conversions: grayscale -> 3 channels; gray+alpha and RGBA -> the colour channels (alpha is
+dropped, not composited); 16-bit -> 8-bit by `>> 8` (the top byte, so a 16-bit image keeps
+its brightness relative to the full 16-bit range); float images are refused. JPEGs are
+turned upright according to their EXIF orientation, as labelme does before annotating.
+Files are read with `np.fromfile`-style bytes + `cv2.imdecode`, so any path (spaces,
+non-ASCII) works. Training reads images with the same code (`trainer.data.images`).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.errors import ImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+JPEG_EXTENSIONS = (".jpg", ".jpeg")
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+_JPEG_SIGNATURE = b"\xff\xd8"
+_JPEG_END = b"\xff\xd9"
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible file with one of IMAGE_EXTENSIONS (any letter case)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; ImageError when it is missing, unreadable or empty."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageError(path, "is a folder, not a file") from None
+    except OSError as err:
+        raise ImageError(path, f"cannot read file ({err.strerror or err})") from None
+    if not data:
+        raise ImageError(path, "empty file (0 bytes)")
+    return data
+
+
+def decode_unchanged(path: str | Path, data: bytes) -> np.ndarray:
+    """cv2.imdecode(IMREAD_UNCHANGED) of `data`; ImageError when it cannot be decoded."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise ImageError(path, f"cannot decode image: {_decode_failure(data)}")
+    return array
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """The image at `path` as an HxWx3 uint8 RGB array (see the module docstring)."""
+    path = Path(path)
+    data = read_bytes(path)
+    array = decode_unchanged(path, data)
+    rgb = _to_rgb_uint8(path, array)
+    if path.suffix.lower() in JPEG_EXTENSIONS:
+        rgb = apply_orientation(rgb, exif_orientation(data))
+    return np.ascontiguousarray(rgb)
+
+
+def _to_rgb_uint8(path: Path, array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "f":
+        raise ImageError(path, f"floating-point image ({array.dtype}) is not supported; save 8-bit")
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageError(path, f"unsupported pixel type {array.dtype}; save 8- or 16-bit")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    if array.ndim != 3 or array.shape[2] not in (2, 3, 4):
+        raise ImageError(path, f"unsupported image layout {array.shape}")
+    if array.shape[2] == 2:  # gray + alpha
+        return cv2.cvtColor(np.ascontiguousarray(array[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if array.shape[2] == 4:
+        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def _decode_failure(data: bytes) -> str:
+    if data.startswith(_PNG_SIGNATURE) and not data.rstrip(b"\x00").endswith(_PNG_END):
+        return "truncated PNG (no end chunk)"
+    if data.startswith(_JPEG_SIGNATURE) and _JPEG_END not in data[-64:]:
+        return "truncated JPEG (no end marker)"
+    return "corrupt, truncated or not a supported image format"
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of an encoded image; 1 ("as stored") when there is none."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - unreadable EXIF (or no Pillow) means "as stored"
+        return 1
+
+
+def apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image stored with EXIF `orientation` (1-8) upright (as PIL's exif_transpose)."""
+    if orientation == 2:
+        return rgb[:, ::-1]
+    if orientation == 3:
+        return rgb[::-1, ::-1]
+    if orientation == 4:
+        return rgb[::-1]
+    if orientation == 5:
+        return rgb.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(rgb, -1)
+    if orientation == 7:
+        return rgb[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(rgb, 1)
+    return rgb

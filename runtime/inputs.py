@@ -1,0 +1,113 @@
+"""What `Segmenter.predict` accepts, turned into HxWx3 uint8 RGB arrays.
+
+- a path (str or os.PathLike): read with `runtime.images.read_image` (always RGB; EXIF
+  orientation applied);
+- a numpy image: HxW or HxWx1 grayscale, HxWx3 RGB, HxWx4 RGBA (alpha dropped), or HxWx2
+  gray + alpha; with `bgr=True` 3- and 4-channel arrays are BGR / BGRA (OpenCV frames;
+  `bgr` applies to arrays only, files are always decoded to RGB);
+- pixels: uint8; uint16 (reduced to 8 bits by `>> 8`, as image files are); float16/32/64
+  scaled to 0..1 (the one rule for floats: values outside [0, 1] or NaN are refused rather
+  than guessed at, since a 0..255 float image and a dark 0..1 one cannot be told apart);
+- a list or tuple of any of these (sizes may differ), or an NxHxWxC array (a batch).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from runtime.errors import InputError
+from runtime.images import read_image
+
+SINGLE, LIST, ARRAY = "single", "list", "array"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The inputs of one call, and how its results are returned (`kind`)."""
+
+    items: Sequence[Any]
+    kind: str  # SINGLE: one result; LIST: a list; ARRAY: a stacked array (NxHxW...)
+
+    def pack(self, results: list[Any]) -> Any:
+        """Results in the caller's shape: one result, a list, or a stacked array."""
+        if self.kind == SINGLE:
+            return results[0]
+        if self.kind == ARRAY:
+            return np.stack(results)
+        return results
+
+
+def as_inputs(images: Any) -> Inputs:
+    """Classify what the caller passed (see the module docstring)."""
+    if isinstance(images, (str, os.PathLike)):
+        return Inputs([images], SINGLE)
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            return Inputs(images, ARRAY)
+        return Inputs([images], SINGLE)
+    if isinstance(images, (list, tuple)):
+        return Inputs(images, LIST)
+    raise InputError(
+        "images",
+        f"expected a path, a numpy array, or a list of them, got {type(images).__name__}"
+        + (" (use np.asarray(image))" if hasattr(images, "__array__") else ""),
+    )
+
+
+def load_image(item: Any, name: str, bgr: bool = False) -> np.ndarray:
+    """One input as a contiguous HxWx3 uint8 RGB array; `name` labels it in errors."""
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item)
+    if not isinstance(item, np.ndarray):
+        raise InputError(name, f"expected a path or a numpy array, got {type(item).__name__}")
+    return to_rgb(item, name, bgr)
+
+
+def to_rgb(array: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
+    """A numpy image (see the module docstring) as a contiguous HxWx3 uint8 RGB array."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise InputError(
+            name,
+            f"expected an H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) image, "
+            f"got shape {array.shape}",
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(name, f"empty image (shape {array.shape})")
+    array = _to_uint8(array, name)
+    if array.ndim == 2:
+        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    channels = array.shape[2]
+    if channels == 2:
+        return cv2.cvtColor(np.ascontiguousarray(array[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    if bgr:
+        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    if array.dtype.kind == "f":
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (0.0 <= low and high <= 1.0):  # also refuses NaN
+            raise InputError(
+                name,
+                f"float images must hold values in 0..1, got {low:g}..{high:g} "
+                "(divide by 255, or pass uint8)",
+            )
+        return np.rint(array * 255.0).astype(np.uint8)
+    raise InputError(
+        name, f"unsupported pixel type {array.dtype}; expected uint8, uint16 or float in 0..1"
+    )
