@@ -81,14 +81,15 @@ def main() -> None:
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Adam learning rate. [default: 1e-3 from scratch; 1e-4 for the decoder of a "
-    "pretrained encoder]",
+    help="Adam learning rate. [default: 1e-3 from scratch (--encoder-weights none included); "
+    "1e-4 for the decoder of a pretrained encoder]",
 )
 @click.option(
     "--encoder-lr",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Learning rate of a pretrained encoder. [default: 1e-5, or --lr/10 when --lr is set]",
+    help="Learning rate of a pretrained encoder. [default: 1e-5, or --lr/10 when --lr is set; "
+    "--lr with --encoder-weights none]",
 )
 @click.option("--loss", default="combined", help="bce, dice, combined or focal_tversky.")
 @click.option(

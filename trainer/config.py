@@ -71,12 +71,18 @@ class TrainConfig:
         for key, value in defaults.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, value)
-        if cfg.lr is None:
-            cfg.lr = PRETRAINED_LR if cfg.has_pretrained_encoder else SCRATCH_LR
-        if cfg.has_pretrained_encoder and cfg.encoder_lr is None:
-            cfg.encoder_lr = PRETRAINED_ENCODER_LR if self.lr is None else cfg.lr / 10
         if cfg.has_pretrained_encoder and cfg.encoder_weights is None:
             cfg.encoder_weights = "imagenet"
+        # An encoder that starts from pretrained weights is fine-tuned gently; one that starts
+        # from random weights ("none") trains like every other from-scratch model.
+        from_scratch = not cfg.has_pretrained_encoder or cfg.encoder_weights == "none"
+        if cfg.lr is None:
+            cfg.lr = SCRATCH_LR if from_scratch else PRETRAINED_LR
+        if cfg.has_pretrained_encoder and cfg.encoder_lr is None:
+            if from_scratch:
+                cfg.encoder_lr = cfg.lr
+            else:
+                cfg.encoder_lr = PRETRAINED_ENCODER_LR if self.lr is None else cfg.lr / 10
         return cfg
 
     def model_kwargs(self) -> dict[str, Any]:
