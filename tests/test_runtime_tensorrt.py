@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import types
 
 import numpy as np
 import onnx
 import pytest
+from fake_tensorrt import fake_tensorrt
 from runtime_models import exported_model, scene
 
 from runtime import MetadataError, ModelError, Segmenter
@@ -52,28 +52,6 @@ def test_engine_predictions_match_onnxruntime(tmp_path_factory, tmp_path):
         tiled = trt.predict(scene(9, 100, 120), tile=True)
         assert tiled.shape == (100, 120)
     trt.close()  # closing twice is harmless
-
-
-def fake_tensorrt(version: str, engine: object = None) -> types.ModuleType:
-    """A stand-in for the parts of `tensorrt` the backend touches before running anything."""
-    module = types.ModuleType("tensorrt")
-    module.__version__ = version
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, severity: int):
-            self.severity = severity
-
-    class Runtime:
-        def __init__(self, logger: Logger):
-            self.logger = logger
-
-        def deserialize_cuda_engine(self, data: bytes) -> object:
-            return engine
-
-    module.Logger, module.Runtime = Logger, Runtime
-    return module
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from fake_tensorrt import fake_tensorrt
 
 from export.cli import main
 from export.errors import ExportError
@@ -130,28 +130,6 @@ def test_onnx_without_metadata_is_refused(exported, tmp_path):
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     result = run("trt", "--onnx", tmp_path / "bare.onnx")
     assert result.exit_code == 2 and "no segkit metadata" in result.stderr
-
-
-def fake_tensorrt(version: str, engine: object = None) -> types.ModuleType:
-    """A stand-in for the parts of `tensorrt` the runner touches before running anything."""
-    module = types.ModuleType("tensorrt")
-    module.__version__ = version
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, severity: int):
-            self.severity = severity
-
-    class Runtime:
-        def __init__(self, logger: Logger):
-            self.logger = logger
-
-        def deserialize_cuda_engine(self, data: bytes) -> object:
-            return engine
-
-    module.Logger, module.Runtime = Logger, Runtime
-    return module
 
 
 def write_engine(exported, folder: Path, built_with: str) -> Path:
