@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 
@@ -11,6 +12,7 @@ from click.core import ParameterSource
 from trainer import __version__
 from trainer.config import TrainConfig
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -18,6 +20,35 @@ EXIT_INTERRUPTED = 130
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def _os_error_message(err: OSError) -> str:
+    """`<file>: <problem>` for an OSError, with a hint for a full disk."""
+    where = f"{err.filename}: " if err.filename else ""
+    problem = (err.strerror or str(err)).lower() if err.errno else str(err)
+    if err.errno == errno.ENOSPC:
+        problem += (
+            " (files written before are intact; free some space, then continue the run "
+            "with --resume)"
+        )
+    return where + problem
+
+
+def _command_line(ctx: click.Context, options: dict) -> list[str]:
+    """The options given on the command line, spelled out again (for a launcher)."""
+    argv = []
+    for param in ctx.command.params:
+        name = param.name
+        if name not in options or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        value, flag = options[name], param.opts[-1]
+        if getattr(param, "is_flag", False):
+            argv += [flag] if value else []
+        elif isinstance(value, list):
+            argv += [flag, ",".join(value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _parse_classes(ctx, param, value: str | None) -> list[str] | None:
@@ -171,10 +202,30 @@ def main() -> None:
     default=0.5,
     help="Probability threshold for binary masks (stored in the checkpoint).",
 )
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Data-parallel processes on this machine (one per GPU; gloo processes on the CPU): "
+    "launches torchrun --standalone --nproc_per_node=N -m trainer fit ...",
+)
+@click.option("--sync-bn", is_flag=True, help="Distributed runs: synchronize BatchNorm statistics.")
+@click.option(
+    "--lr-scaling",
+    type=click.Choice(["linear", "none"]),
+    default="linear",
+    help="Distributed runs: linear multiplies --lr (and --encoder-lr) by the number of "
+    "processes, whose combined batch is N x --batch-size.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
-def fit(ctx: click.Context, quiet: bool, **options) -> None:
+def fit(ctx: click.Context, quiet: bool, devices: int, **options) -> None:
     """Train a model; writes best.pth, last.pth, metrics.csv, config.json and curves.png."""
+    if devices > 1:
+        from trainer.distributed import launch
+
+        argv = ["fit", *_command_line(ctx, options), *(["--quiet"] if quiet else [])]
+        sys.exit(launch(devices, argv))
     from trainer.checkpoint import CheckpointError
     from trainer.data import DataError
     from trainer.engine import TrainingDiverged
@@ -202,8 +253,11 @@ def fit(ctx: click.Context, quiet: bool, **options) -> None:
     except (DataError, ResumeError, CheckpointError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     except TrainingDiverged as err:
-        _fail(str(err), code=1)
-    click.echo(result.summary())
+        _fail(str(err), code=EXIT_FAILED)
+    except OSError as err:  # a full disk or an unwritable run folder while training
+        _fail(_os_error_message(err), code=EXIT_FAILED)
+    if result.main_process:
+        click.echo(result.summary())
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
 

@@ -54,6 +54,8 @@ class TrainConfig:
     on_bad_sample: str = "skip"
     val_fraction: float = 0.2
     threshold: float = 0.5
+    sync_bn: bool = False
+    lr_scaling: str = "linear"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -103,8 +104,12 @@ def evaluate(
     device: torch.device,
     *,
     channels_last: bool = False,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics of `model` over `loader` (eval mode); keys loss, acc, dice, iou, map."""
+    """Loss and metrics of `model` over `loader` (eval mode); keys loss, acc, dice, iou, map.
+
+    `reduce` sums a tensor over distributed ranks, so the result covers every rank's share.
+    """
     model.eval()
     metrics.reset()
     total_loss, n_images = 0.0, 0
@@ -117,6 +122,10 @@ def evaluate(
             total_loss += loss_fn(logits, masks).item() * images.shape[0]
         n_images += images.shape[0]
         metrics.update(logits, masks)
+    if reduce is not None:
+        metrics.load_state_tensor(reduce(metrics.state_tensor()))
+        totals = torch.tensor([total_loss, n_images], dtype=torch.float64, device=device)
+        total_loss, n_images = reduce(totals).tolist()
     results = {"loss": total_loss / max(n_images, 1)} if loss_fn is not None else {}
     results.update(metrics.compute())
     return results

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from trainer.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, config_differences
@@ -33,7 +34,17 @@ from trainer.data import (
     make_sample_dataset,
     resolve_splits,
 )
+from trainer.distributed import (
+    DistContext,
+    ShardSampler,
+    all_reduce_sum,
+    broadcast_object,
+    init_distributed,
+    process_device,
+    shutdown,
+)
 from trainer.engine import EpochStats, evaluate, train_one_epoch
+from trainer.io import remove_stale_temporaries
 from trainer.losses import build_loss
 from trainer.metrics import SegmentationMetrics
 from trainer.models import create_model
@@ -59,6 +70,7 @@ class FitResult:
     skipped_samples: list[tuple[str, str]] = field(default_factory=list)
     stopped_early: bool = False
     interrupted: bool = False
+    main_process: bool = True  # False on the other ranks of a distributed run
 
     def summary(self) -> str:
         best = ", ".join(f"{k} {v:.4f}" for k, v in self.best_metrics.items() if k != "loss")
@@ -169,10 +181,25 @@ def _default_workers(device: torch.device) -> int:
 
 
 def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = True) -> FitResult:
-    """Train according to `cfg`; writes checkpoints, metrics.csv, config.json and curves.png."""
+    """Train according to `cfg`; writes checkpoints, metrics.csv, config.json and curves.png.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this function; see trainer.distributed.
+    """
+    ctx = init_distributed(cfg.device)
+    try:
+        return _fit(cfg, given, progress and ctx.is_main, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _fit(
+    cfg: TrainConfig, given: dict[str, Any] | None, progress: bool, ctx: DistContext
+) -> FitResult:
     start = time.perf_counter()
+    if ctx.enabled and not cfg.out and not cfg.resume:
+        cfg.out = broadcast_object(str(default_run_dir(cfg.arch)), ctx)
     cfg, run_dir, resume_ckpt = prepare_run(cfg, given)
-    device = resolve_device(cfg.device)
+    device = resolve_device(process_device(ctx, cfg.device))
     precision = resolve_precision(cfg.precision, device)
     channels_last = device.type == "cuda"
     seed_everything(cfg.seed)
@@ -185,18 +212,23 @@ def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = 
         "pin_memory": device.type == "cuda",
         "persistent_workers": workers > 0,
     }
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        sampler=RandomSampler(train_ds, generator=sampler_gen),
-        **loader_kw,
-    )
-    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
+    if ctx.enabled:
+        train_sampler = DistributedSampler(
+            train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+        )
+        val_sampler = ShardSampler(len(val_ds), ctx)
+    else:
+        train_sampler = RandomSampler(train_ds, generator=sampler_gen)
+        val_sampler = None
+    train_loader = DataLoader(train_ds, cfg.batch_size, sampler=train_sampler, **loader_kw)
+    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **loader_kw)
 
     model = create_model(cfg.arch, **cfg.model_kwargs()).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameter_groups(cfg.lr, cfg.encoder_lr))
+    lr_scale = ctx.world_size if cfg.lr_scaling == "linear" else 1
+    encoder_lr = cfg.encoder_lr * lr_scale if cfg.encoder_lr is not None else None
+    optimizer = torch.optim.Adam(model.parameter_groups(cfg.lr * lr_scale, encoder_lr))
     scheduler = ReduceLROnPlateau(
         optimizer, mode="max", patience=SCHEDULER_PATIENCE, factor=SCHEDULER_FACTOR
     )
@@ -207,13 +239,22 @@ def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = 
     first_epoch, best_epoch, best_metrics = 1, 0, {}
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume_ckpt is not None:
+        if ctx.is_main:
+            remove_stale_temporaries(run_dir)  # half-written files of a killed run
         first_epoch, best_epoch, best_metrics = _restore(
             resume_ckpt, model, optimizer, scheduler, scaler
         )
         log = MetricsLog.resume(run_dir / "metrics.csv", first_epoch - 1)
     else:
         log = MetricsLog(run_dir / "metrics.csv")
-        cfg.save(run_dir / "config.json")
+        if ctx.is_main:
+            cfg.save(run_dir / "config.json")
+    if ctx.enabled:
+        if cfg.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
+    reduce = all_reduce_sum if ctx.enabled else None
 
     ckpt_info = {
         "classes": cfg.class_names,
@@ -223,36 +264,45 @@ def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = 
         "threshold": cfg.threshold,
     }
     result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
+    result.main_process = ctx.is_main
     epoch = first_epoch
     try:
         for epoch in range(first_epoch, cfg.epochs + 1):
-            torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch) + ctx.rank)
             sampler_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
+            if ctx.enabled:
+                train_sampler.set_epoch(epoch)
             stats: EpochStats = train_one_epoch(
                 model, train_loader, loss_fn, optimizer, scaler, precision, device, epoch,
                 channels_last=channels_last, progress=progress, desc=f"epoch {epoch}/{cfg.epochs}",
             )  # fmt: skip
+            if ctx.enabled:
+                stats = _reduce_stats(stats, device)
             val = evaluate(
-                model, val_loader, loss_fn, metrics, precision, device, channels_last=channels_last
-            )
+                model, val_loader, loss_fn, metrics, precision, device,
+                channels_last=channels_last, reduce=reduce,
+            )  # fmt: skip
             lr = optimizer.param_groups[-1]["lr"]
             scheduler.step(val["dice"])
             row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val["loss"], "lr": lr}
             row.update(_metric_cols(val), seconds=stats.seconds, images_per_s=stats.images_per_s)
-            log.append(row)
             improved = not best_metrics or val["dice"] > best_metrics["dice"]
             if improved:
                 best_epoch, best_metrics = epoch, val
-            train_state = _train_state(optimizer, scheduler, scaler, cfg, best_epoch, best_metrics)
-            ckpt = build_checkpoint(
-                model, epoch=epoch, metrics=val, train_state=train_state, **ckpt_info
-            )
-            save_checkpoint(ckpt, run_dir / "last.pth")
-            if improved:
-                save_checkpoint(ckpt, run_dir / "best.pth")
-            if cfg.save_every and epoch % cfg.save_every == 0:
-                save_checkpoint(ckpt, run_dir / f"epoch_{epoch}.pth")
-            plot_curves([("run", log.rows)], run_dir / "curves.png")
+            if ctx.is_main:
+                log.append(row)
+                train_state = _train_state(
+                    optimizer, scheduler, scaler, cfg, best_epoch, best_metrics
+                )
+                ckpt = build_checkpoint(
+                    model, epoch=epoch, metrics=val, train_state=train_state, **ckpt_info
+                )
+                save_checkpoint(ckpt, run_dir / "last.pth")
+                if improved:
+                    save_checkpoint(ckpt, run_dir / "best.pth")
+                if cfg.save_every and epoch % cfg.save_every == 0:
+                    save_checkpoint(ckpt, run_dir / f"epoch_{epoch}.pth")
+                plot_curves([("run", log.rows)], run_dir / "curves.png")
             result.epochs_done, result.best_epoch, result.best_metrics = (
                 epoch,
                 best_epoch,
@@ -266,8 +316,20 @@ def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = 
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.perf_counter() - start
-    _write_summary(run_dir, result)
+    if ctx.is_main:
+        _write_summary(run_dir, result)
     return result
+
+
+def _reduce_stats(stats: EpochStats, device: torch.device) -> EpochStats:
+    """The epoch's mean loss over all ranks, and images/s of the whole job."""
+    sums = torch.tensor(
+        [stats.loss * stats.images, stats.images, stats.skipped_steps],
+        dtype=torch.float64,
+        device=device,
+    )
+    loss_sum, images, skipped = all_reduce_sum(sums).tolist()
+    return EpochStats(loss_sum / max(images, 1), int(images), stats.seconds, int(skipped))
 
 
 def _metric_cols(val: dict[str, float]) -> dict[str, float]:
