@@ -51,3 +51,12 @@ def test_two_process_gloo_run_matches_single_process_evaluation(tiny_dataset, tm
     single = evaluate_checkpoint(str(out / "best.pth"), str(tiny_dataset), device="cpu")
     for key in ("acc", "dice", "iou"):
         assert single[key] == pytest.approx(best["metrics"][key], abs=1e-6), key
+
+    resume = [*command, "--resume"]
+    resume[resume.index("--epochs") + 1] = "3"
+    proc = subprocess.run(
+        resume, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_checkpoint(out / "last.pth")["epoch"] == 3
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4
