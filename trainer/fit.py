@@ -303,11 +303,8 @@ def _fit(
                 if cfg.save_every and epoch % cfg.save_every == 0:
                     save_checkpoint(ckpt, run_dir / f"epoch_{epoch}.pth")
                 plot_curves([("run", log.rows)], run_dir / "curves.png")
-            result.epochs_done, result.best_epoch, result.best_metrics = (
-                epoch,
-                best_epoch,
-                best_metrics,
-            )
+            result.epochs_done = epoch
+            result.best_epoch, result.best_metrics = best_epoch, best_metrics
             if progress:
                 print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
             if epoch - best_epoch >= cfg.patience:
