@@ -317,5 +317,76 @@ def models_command() -> None:
         click.echo(name)
 
 
+@main.command("experiment")
+@click.argument(
+    "study", type=click.Choice(["architectures", "augmentations", "loss-weights", "encoders"])
+)
+@click.option("--data", default=None, help="Dataset folder (default: the built-in sample).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Study folder.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--img-size", type=int, default=None)
+@click.option("--width", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--seed", type=int, default=0)
+@click.option("--device", default="auto")
+@click.option("--weights", default=None, help="Dice weights for loss-weights, e.g. 0.1,0.7.")
+@click.option(
+    "--encoder-weights",
+    default="auto",
+    help="imagenet, none, or auto (ImageNet where loadable, else none).",
+)
+@click.option("--variants", default=None, hidden=True, help="Comma list: run only these.")
+def experiment(study: str, out: str, weights: str | None, variants: str | None, **options) -> None:
+    """Train a study's variants one after another (resumable); write results.csv and a chart."""
+    from pathlib import Path
+
+    from trainer.checkpoint import CheckpointError
+    from trainer.config import TrainConfig
+    from trainer.data import DataError
+    from trainer.data.sample import default_sample_dir, make_sample_dataset
+    from trainer.experiments import run_study, study_variants
+    from trainer.fit import ResumeError
+
+    encoder_weights = options.pop("encoder_weights")
+    if options["data"] is None:
+        options["data"] = str(make_sample_dataset(default_sample_dir()))
+    try:
+        dice_weights = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        _fail(f"--weights: not a comma-separated list of numbers: {weights}")
+    configs = study_variants(study, TrainConfig(**options), dice_weights, encoder_weights)
+    if variants:
+        chosen = variants.split(",")
+        unknown = [v for v in chosen if v not in configs]
+        if unknown:
+            _fail(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(configs)}")
+        configs = {name: configs[name] for name in chosen}
+    try:
+        run_study(configs, Path(out), log=click.echo)
+    except (DataError, ResumeError, CheckpointError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+
+
+@main.group("plot")
+def plot() -> None:
+    """Pictures of runs (PNG)."""
+
+
+@plot.command("curves")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+def plot_curves_command(runs: tuple[str, ...], out: str) -> None:
+    """Loss, Dice/IoU, accuracy/mAP and lr per epoch of one or several runs."""
+    from pathlib import Path
+
+    from trainer.plots import plot_curves
+
+    try:
+        plot_curves([Path(r) for r in runs], Path(out))
+    except FileNotFoundError as err:
+        _fail(str(err))
+    click.echo(out)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,194 @@
+"""The four studies of the original U-Net comparison and a resumable runner for them.
+
+Each variant trains into `OUT/<variant>/` through `trainer.fit.fit`. A variant whose run
+folder has a `summary.json` with `interrupted: false` is finished and not retrained; a
+half-finished one (a `last.pth` without a finished summary) is resumed with `resume=True`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from trainer.config import TrainConfig
+
+RESULT_COLUMNS = ("variant", "weights", "epoch", "loss", "acc", "dice", "iou", "map", "seconds")
+ARCHITECTURES = (
+    "unet",
+    "unet_pp",
+    "attention_unet",
+    "r2unet",
+    "attention_r2unet",
+    "pretrained_attention_r2unet",
+)
+AUGMENTATIONS = ("plain", "standard", "crop")
+DICE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+ENCODERS = ("resnet18", "resnet34", "resnet50")
+
+
+def _weights_for(encoder: str, encoder_weights: str) -> str:
+    """ "imagenet" when asked and loadable, else "none"; "auto" tries ImageNet first."""
+    if encoder_weights != "auto":
+        return encoder_weights
+    from trainer.models.encoders import download_imagenet_weights
+
+    try:
+        download_imagenet_weights(encoder)
+    except Exception:  # offline or no cache: train the encoder from scratch
+        return "none"
+    return "imagenet"
+
+
+def study_variants(
+    study: str, base: TrainConfig, weights: list[float] | None = None, encoder_weights: str = "auto"
+) -> dict[str, TrainConfig]:
+    """The configurations of `study`, by variant name, derived from `base`."""
+    replace = dataclasses.replace
+    if study == "architectures":
+        variants = {arch: replace(base, arch=arch) for arch in ARCHITECTURES}
+        enc = _weights_for("resnet34", encoder_weights)
+        variants[ARCHITECTURES[-1]] = replace(
+            base, arch=ARCHITECTURES[-1], encoder="resnet34", encoder_weights=enc
+        )
+        return variants
+    if study == "augmentations":
+        return {aug: replace(base, aug=aug) for aug in AUGMENTATIONS}
+    if study == "loss-weights":
+        chosen = DICE_WEIGHTS if weights is None else weights
+        return {f"dice_{w:.1f}": replace(base, loss="combined", dice_weight=w) for w in chosen}
+    if study == "encoders":
+        variants = {"attention_r2unet": replace(base, arch="attention_r2unet")}
+        for name in ENCODERS:
+            variants[name] = replace(
+                base,
+                arch="pretrained_attention_r2unet",
+                encoder=name,
+                encoder_weights=_weights_for(name, encoder_weights),
+            )
+        return variants
+    raise ValueError(f"study: unknown study {study!r}; choose one of {', '.join(STUDIES)}")
+
+
+STUDIES = ("architectures", "augmentations", "loss-weights", "encoders")
+
+
+def is_finished(run_dir: Path) -> bool:
+    """True when `run_dir/summary.json` records a run that was not interrupted."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    return not summary.get("interrupted", True) and summary.get("epochs_done", 0) > 0
+
+
+def run_study(
+    variants: dict[str, TrainConfig],
+    out: Path,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Train each variant not yet finished into `out/<variant>/`; write results, chart, table."""
+    from trainer.fit import fit
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cfg in variants.items():
+        run_dir = out / name
+        if is_finished(run_dir):
+            log(f"{name}: finished already, not retrained")
+            continue
+        resume = (run_dir / "last.pth").is_file()
+        log(f"{name}: {'resuming' if resume else 'training'}")
+        fit(dataclasses.replace(cfg, out=str(run_dir), resume=resume), progress=False)
+    rows = collect_results(variants, out)
+    write_results_csv(rows, out / "results.csv")
+    plot_study(rows, out / "comparison.png")
+    log(summary_table(rows))
+    return rows
+
+
+def _recorded_weights(cfg: TrainConfig) -> str:
+    if not cfg.has_pretrained_encoder:
+        return "-"
+    return cfg.encoder_weights or "imagenet"
+
+
+def collect_results(variants: dict[str, TrainConfig], out: Path) -> list[dict]:
+    """One row per variant per epoch from each run's metrics.csv (`loss` is the val loss)."""
+    from trainer.runlog import read_metrics_csv
+
+    rows = []
+    for name, cfg in variants.items():
+        for r in read_metrics_csv(Path(out) / name / "metrics.csv"):
+            rows.append(
+                {
+                    "variant": name,
+                    "weights": _recorded_weights(cfg),
+                    "epoch": int(r["epoch"]),
+                    "loss": r.get("val_loss", float("nan")),
+                    **{k: r.get(k, float("nan")) for k in ("acc", "dice", "iou", "map")},
+                    "seconds": r.get("seconds", float("nan")),
+                }
+            )
+    return rows
+
+
+def write_results_csv(rows: list[dict], path: Path) -> None:
+    from trainer.io import atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def best_per_variant(rows: list[dict]) -> list[dict]:
+    """Per variant: best epoch (by mAP), its Dice and mAP, and the total seconds."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        entry = best.setdefault(row["variant"], {**row, "seconds": 0.0})
+        entry["seconds"] += row["seconds"]
+        if row["map"] > entry["map"]:
+            entry.update({k: row[k] for k in ("epoch", "dice", "map")})
+    return list(best.values())
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = [f"{'variant':<32} {'weights':<9} {'best ep':>7} {'dice':>7} {'map':>7} {'seconds':>8}"]
+    for b in best_per_variant(rows):
+        lines.append(
+            f"{b['variant']:<32} {b['weights']:<9} {b['epoch']:>7d} {b['dice']:>7.4f} "
+            f"{b['map']:>7.4f} {b['seconds']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_study(rows: list[dict], out_png: Path) -> Path:
+    """Val Dice per epoch per variant, and each variant's best mAP as a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trainer.io import atomic_open
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        left.plot([r["epoch"] for r in mine], [r["dice"] for r in mine], marker=".", label=name)
+    left.set(title="validation Dice", xlabel="epoch")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    best = best_per_variant(rows)
+    right.bar([b["variant"] for b in best], [b["map"] for b in best])
+    right.set(title="best mAP")
+    right.tick_params(axis="x", rotation=45, labelsize=7)
+    fig.tight_layout()
+    with atomic_open(out_png, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+    return Path(out_png)
