@@ -1,8 +1,11 @@
-"""A stand-in `tensorrt` module for the tests of TensorRT code paths without TensorRT."""
+"""TensorRT test support: the skip for machines without TensorRT or a GPU, and a stand-in module."""
 
 from __future__ import annotations
 
+import importlib.util
 import types
+
+import pytest
 
 
 def fake_tensorrt(version: str, engine: object = None) -> types.ModuleType:
@@ -25,3 +28,22 @@ def fake_tensorrt(version: str, engine: object = None) -> types.ModuleType:
 
     module.Logger, module.Runtime = Logger, Runtime
     return module
+
+
+def _gpu_skip_reason() -> str | None:
+    if importlib.util.find_spec("tensorrt") is None:
+        return (
+            "tensorrt is not installed (pip install 'segkit[gpu]' on a machine with an NVIDIA GPU)"
+        )
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return "cuda-python is not installed (part of the gpu extra)"
+    error, count = cudart.cudaGetDeviceCount()
+    if error != cudart.cudaError_t.cudaSuccess or count < 1:
+        return "no CUDA GPU available"
+    return None
+
+
+GPU_SKIP = _gpu_skip_reason()
+needs_gpu = pytest.mark.skipif(GPU_SKIP is not None, reason=str(GPU_SKIP))

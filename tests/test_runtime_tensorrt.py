@@ -7,34 +7,16 @@ The error-path tests put a stand-in `tensorrt` module in `sys.modules`.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import onnx
 import pytest
-from fake_tensorrt import fake_tensorrt
+from fake_tensorrt import fake_tensorrt, needs_gpu
 from runtime_models import exported_model, scene
 
 from runtime import MetadataError, ModelError, Segmenter
 from runtime.metadata import ModelMetadata, sidecar_path
-
-
-def _gpu_skip_reason() -> str | None:
-    if importlib.util.find_spec("tensorrt") is None:
-        return "tensorrt is not installed (pip install 'segkit[gpu]' on a machine with a GPU)"
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        return "cuda-python is not installed (part of the gpu extra)"
-    error, count = cudart.cudaGetDeviceCount()
-    if error != cudart.cudaError_t.cudaSuccess or count < 1:
-        return "no CUDA GPU available"
-    return None
-
-
-GPU_SKIP = _gpu_skip_reason()
-needs_gpu = pytest.mark.skipif(GPU_SKIP is not None, reason=str(GPU_SKIP))
 
 
 @needs_gpu

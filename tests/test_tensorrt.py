@@ -7,7 +7,6 @@ reach the version check and the failed-deserialization branch.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
-from fake_tensorrt import fake_tensorrt
+from fake_tensorrt import fake_tensorrt, needs_gpu
 
 from export.cli import main
 from export.errors import ExportError
@@ -24,25 +23,6 @@ from export.tensorrt_build import build_engine, parse_range
 from runtime.metadata import ModelMetadata, sidecar_path
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.models import create_model
-
-
-def _gpu_skip_reason() -> str | None:
-    if importlib.util.find_spec("tensorrt") is None:
-        return (
-            "tensorrt is not installed (pip install 'segkit[gpu]' on a machine with an NVIDIA GPU)"
-        )
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        return "cuda-python is not installed (part of the gpu extra)"
-    error, count = cudart.cudaGetDeviceCount()
-    if error != cudart.cudaError_t.cudaSuccess or count < 1:
-        return "no CUDA GPU available"
-    return None
-
-
-GPU_SKIP = _gpu_skip_reason()
-needs_gpu = pytest.mark.skipif(GPU_SKIP is not None, reason=str(GPU_SKIP))
 
 
 @pytest.fixture(scope="module")
