@@ -26,9 +26,13 @@ def _rows(path):
 def test_loss_weights_study_writes_results_and_resumes(tmp_path):
     out = tmp_path / "study"
     args = ["experiment", "loss-weights", "--data", _data(tmp_path), "--out", str(out)]
-    args += [*TINY, "--weights", "0.3,0.7", "--device", "cpu"]
+    args += [*TINY, "--weights", "0.3,0.7", "--device", "cpu", "--save-every", "1"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in (out / "dice_0.3").glob("epoch_*.pth")) == [
+        "epoch_1.pth",
+        "epoch_2.pth",
+    ]
     rows = _rows(out / "results.csv")
     assert list(rows[0]) == [
         "variant",

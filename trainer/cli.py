@@ -335,7 +335,10 @@ def models_command() -> None:
     default="auto",
     help="imagenet, none, or auto (ImageNet where loadable, else none).",
 )
-@click.option("--variants", default=None, hidden=True, help="Comma list: run only these.")
+@click.option("--save-every", type=int, default=None, help="Keep epoch_N.pth every N epochs.")
+@click.option(
+    "--variants", default=None, help="Comma list: run only these variants (default: all)."
+)
 def experiment(study: str, out: str, weights: str | None, variants: str | None, **options) -> None:
     """Train a study's variants one after another (resumable); write results.csv and a chart."""
     from pathlib import Path
@@ -348,6 +351,8 @@ def experiment(study: str, out: str, weights: str | None, variants: str | None, 
     from trainer.fit import ResumeError
 
     encoder_weights = options.pop("encoder_weights")
+    if options["save_every"] is None:
+        del options["save_every"]
     if options["data"] is None:
         options["data"] = str(make_sample_dataset(default_sample_dir()))
     try:
@@ -386,6 +391,80 @@ def plot_curves_command(runs: tuple[str, ...], out: str) -> None:
     except FileNotFoundError as err:
         _fail(str(err))
     click.echo(out)
+
+
+def _parse_indices(ctx, param, values: tuple[str, ...]) -> list[int] | None:
+    """`--index 0 --index 3` or `--index 0,3`: image positions in the split (sorted by name)."""
+    try:
+        indices = [int(v) for value in values for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected whole numbers such as 0,3, got {values}") from None
+    return indices or None
+
+
+def _picture_options(function):
+    """The options shared by the prediction pictures: data, split, images and output PNG."""
+    options = [
+        click.option("--data", required=True, type=click.Path(), help="Dataset folder."),
+        click.option("--split", default="val", show_default=True, help="train or val."),
+        click.option(
+            "--index",
+            "indices",
+            multiple=True,
+            callback=_parse_indices,
+            help="Images to show by position in the split, e.g. 0,3,7 (repeatable).",
+        ),
+        click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _draw(function, *args, **kwargs) -> None:
+    """Run a picture function; bad checkpoints, data or options end in one error line."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+
+    try:
+        click.echo(function(*args, **kwargs))
+    except (CheckpointError, DataError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    except OSError as err:
+        _fail(_os_error_message(err), EXIT_FAILED)
+
+
+@plot.command("compare")
+@click.argument("ckpt", type=click.Path())
+@_picture_options
+@click.option("--count", default=4, show_default=True, help="Images shown without --index.")
+def plot_compare_command(ckpt: str, data: str, split: str, indices, out: str, count: int) -> None:
+    """Image | ground truth | prediction | probability heatmap of CKPT, one row per image."""
+    from trainer.viz import plot_compare
+
+    _draw(plot_compare, ckpt, data, out, indices, split, count)
+
+
+@plot.command("evolution")
+@click.argument("ckpts", nargs=-1, required=True, type=click.Path())
+@_picture_options
+def plot_evolution_command(ckpts: tuple[str, ...], data: str, split: str, indices, out: str):
+    """How predictions change across checkpoints (files in order, or a run folder's epoch_N.pth
+    then best.pth): green newly correct, red newly wrong, white still correct."""
+    from trainer.viz import plot_evolution
+
+    _draw(plot_evolution, ckpts, data, out, indices, split)
+
+
+@plot.command("attention")
+@click.argument("ckpt", type=click.Path())
+@_picture_options
+@click.option("--count", default=4, show_default=True, help="Images shown without --index.")
+def plot_attention_command(ckpt: str, data: str, split: str, indices, out: str, count: int):
+    """Attention-gate coefficients of an attention_* checkpoint over the images."""
+    from trainer.viz import plot_attention
+
+    _draw(plot_attention, ckpt, data, out, indices, split, count)
 
 
 if __name__ == "__main__":
