@@ -82,3 +82,32 @@ def test_unknown_variant_is_named(tmp_path):
     result = CliRunner().invoke(main, [*args, "--variants", "nope"])
     assert result.exit_code != 0
     assert "--variants" in result.output and "nope" in result.output
+
+
+def test_auto_encoder_weights_fall_back_to_scratch_and_say_so(monkeypatch):
+    from trainer.config import TrainConfig
+    from trainer.experiments import study_variants
+    from trainer.models import encoders
+
+    def offline(name):
+        raise RuntimeError("could not be downloaded") from OSError("name resolution failed")
+
+    monkeypatch.setattr(encoders, "download_imagenet_weights", offline)
+    messages = []
+    variants = study_variants("encoders", TrainConfig(), log=messages.append)
+    assert {n: c.encoder_weights for n, c in variants.items() if c.encoder} == {
+        "resnet18": "none",
+        "resnet34": "none",
+        "resnet50": "none",
+    }
+    assert len(messages) == 3 and "resnet50" in messages[2]
+    assert "name resolution failed" in messages[0] and "from scratch" in messages[0]
+
+    monkeypatch.setattr(encoders, "download_imagenet_weights", lambda name: {})
+    messages.clear()
+    variants = study_variants("architectures", TrainConfig(), log=messages.append)
+    assert variants["pretrained_attention_r2unet"].encoder_weights == "imagenet"
+    assert variants["pretrained_attention_r2unet"].encoder == "resnet34"
+    assert messages == []
+    explicit = study_variants("encoders", TrainConfig(), encoder_weights="none")
+    assert explicit["resnet18"].encoder_weights == "none"

@@ -359,7 +359,9 @@ def experiment(study: str, out: str, weights: str | None, variants: str | None, 
         dice_weights = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         _fail(f"--weights: not a comma-separated list of numbers: {weights}")
-    configs = study_variants(study, TrainConfig(**options), dice_weights, encoder_weights)
+    configs = study_variants(
+        study, TrainConfig(**options), dice_weights, encoder_weights, log=click.echo
+    )
     if variants:
         chosen = variants.split(",")
         unknown = [v for v in chosen if v not in configs]

@@ -30,7 +30,7 @@ DICE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 ENCODERS = ("resnet18", "resnet34", "resnet50")
 
 
-def _weights_for(encoder: str, encoder_weights: str) -> str:
+def _weights_for(encoder: str, encoder_weights: str, log: Callable[[str], None]) -> str:
     """ "imagenet" when asked and loadable, else "none"; "auto" tries ImageNet first."""
     if encoder_weights != "auto":
         return encoder_weights
@@ -38,19 +38,29 @@ def _weights_for(encoder: str, encoder_weights: str) -> str:
 
     try:
         download_imagenet_weights(encoder)
-    except Exception:  # offline or no cache: train the encoder from scratch
+    except Exception as err:  # offline or no cache: train the encoder from scratch
+        cause = str(err.__cause__ or err).splitlines()[0]
+        log(f"{encoder}: ImageNet weights not available ({cause}); its encoder starts from scratch")
         return "none"
     return "imagenet"
 
 
 def study_variants(
-    study: str, base: TrainConfig, weights: list[float] | None = None, encoder_weights: str = "auto"
+    study: str,
+    base: TrainConfig,
+    weights: list[float] | None = None,
+    encoder_weights: str = "auto",
+    log: Callable[[str], None] = print,
 ) -> dict[str, TrainConfig]:
-    """The configurations of `study`, by variant name, derived from `base`."""
+    """The configurations of `study`, by variant name, derived from `base`.
+
+    With `encoder_weights="auto"` each pretrained encoder gets "imagenet" when its weights can
+    be loaded and "none" otherwise (logged); the results' `weights` column records which.
+    """
     replace = dataclasses.replace
     if study == "architectures":
         variants = {arch: replace(base, arch=arch) for arch in ARCHITECTURES}
-        enc = _weights_for("resnet34", encoder_weights)
+        enc = _weights_for("resnet34", encoder_weights, log)
         variants[ARCHITECTURES[-1]] = replace(
             base, arch=ARCHITECTURES[-1], encoder="resnet34", encoder_weights=enc
         )
@@ -67,7 +77,7 @@ def study_variants(
                 base,
                 arch="pretrained_attention_r2unet",
                 encoder=name,
-                encoder_weights=_weights_for(name, encoder_weights),
+                encoder_weights=_weights_for(name, encoder_weights, log),
             )
         return variants
     raise ValueError(f"study: unknown study {study!r}; choose one of {', '.join(STUDIES)}")
