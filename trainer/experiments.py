@@ -194,9 +194,15 @@ def plot_study(rows: list[dict], out_png: Path) -> Path:
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
     best = best_per_variant(rows)
-    right.bar([b["variant"] for b in best], [b["map"] for b in best])
+    values = [b["map"] for b in best]
+    bars = right.bar([b["variant"] for b in best], values)
+    right.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7)
+    finite = [v for v in values if v == v]
+    if finite:  # zoom in: the variants often differ in the second decimal
+        right.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
     right.set(title="best mAP")
-    right.tick_params(axis="x", rotation=45, labelsize=7)
+    right.tick_params(axis="x", labelsize=7)
+    plt.setp(right.get_xticklabels(), rotation=30, ha="right")
     fig.tight_layout()
     with atomic_open(out_png, "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)
