@@ -111,3 +111,25 @@ def test_auto_encoder_weights_fall_back_to_scratch_and_say_so(monkeypatch):
     assert messages == []
     explicit = study_variants("encoders", TrainConfig(), encoder_weights="none")
     assert explicit["resnet18"].encoder_weights == "none"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("study", "variants"),
+    [
+        ("augmentations", ["crop", "plain", "standard"]),
+        ("encoders", ["attention_r2unet", "resnet18", "resnet34", "resnet50"]),
+    ],
+)
+def test_whole_study_runs_end_to_end(tmp_path, study, variants):
+    out = tmp_path / study
+    args = ["experiment", study, "--data", _data(tmp_path), "--out", str(out), *TINY]
+    result = CliRunner().invoke(main, [*args, "--encoder-weights", "none", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out / "results.csv")
+    assert sorted({r["variant"] for r in rows}) == variants
+    assert len(rows) == 2 * len(variants)
+    assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
+    for name in variants:
+        assert (out / name / "best.pth").is_file()
+        assert name in result.output
