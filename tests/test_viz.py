@@ -68,11 +68,19 @@ def test_dice_of_masks():
     assert dice(np.ones((2, 2), int), np.zeros((2, 2), int)) == 0.0
 
 
-def test_run_folder_expands_to_epochs_in_numeric_order_then_best(tmp_path):
-    for name in ("epoch_10.pth", "epoch_2.pth", "best.pth", "last.pth"):
-        (tmp_path / name).write_bytes(b"")
+def test_run_folder_expands_to_checkpoints_in_epoch_order(run, tmp_path):
+    for name in ("epoch_10.pth", "epoch_2.pth", "last.pth"):
+        (tmp_path / name).write_bytes(b"")  # only best.pth is read
+    best = load_checkpoint(run / "best.pth")
+    best["epoch"] = 5
+    save_checkpoint(best, tmp_path / "best.pth")
     names = [p.name for p in expand_checkpoints([tmp_path])]
-    assert names == ["epoch_2.pth", "epoch_10.pth", "best.pth"]
+    assert names == ["epoch_2.pth", "best.pth", "epoch_10.pth"]
+    best["epoch"] = 10
+    save_checkpoint(best, tmp_path / "best.pth")
+    assert [p.name for p in expand_checkpoints([tmp_path])] == ["epoch_2.pth", "best.pth"]
+    given = [tmp_path / "epoch_10.pth", tmp_path / "epoch_2.pth"]
+    assert expand_checkpoints(given) == given
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no epoch_N.pth"):
         expand_checkpoints([tmp_path / "empty"])
@@ -143,7 +151,7 @@ def test_plot_commands_write_pngs(run, tiny_dataset, tmp_path):
     commands = {
         "compare": ["compare", str(run / "best.pth"), *data, "--index", "0,1"],
         "evolution": ["evolution", str(run), *data, "--index", "0", "--index", "3"],
-        "attention": ["attention", str(run / "best.pth"), *data, "--count", "2"],
+        "attention": ["attention", str(run / "best.pth"), *data, "--count", "2", "--dpi", "50"],
     }
     for name, args in commands.items():
         out = tmp_path / f"{name}.png"
@@ -164,6 +172,8 @@ def test_plot_errors_are_one_line(run, tiny_dataset, tmp_path):
     assert "has 4 images" in result.output
     result = plot("compare", str(run / "best.pth"), "--index", "one")
     assert result.exit_code == 2 and "--index" in result.output
+    result = plot("compare", str(run / "best.pth"), "--dpi", "0")
+    assert result.exit_code == 2 and "--dpi" in result.output
     result = plot("compare", str(tmp_path / "missing.pth"))
     assert result.exit_code == 2 and "missing.pth" in result.output
     assert "Traceback" not in result.output

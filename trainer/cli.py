@@ -417,6 +417,7 @@ def _picture_options(function):
             help="Images to show by position in the split, e.g. 0,3,7 (repeatable).",
         ),
         click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG."),
+        click.option("--dpi", default=100, show_default=True, type=click.IntRange(min=1)),
     ]
     for option in reversed(options):
         function = option(function)
@@ -440,33 +441,34 @@ def _draw(function, *args, **kwargs) -> None:
 @click.argument("ckpt", type=click.Path())
 @_picture_options
 @click.option("--count", default=4, show_default=True, help="Images shown without --index.")
-def plot_compare_command(ckpt: str, data: str, split: str, indices, out: str, count: int) -> None:
+def plot_compare_command(ckpt: str, data: str, split: str, indices, out: str, dpi: int, count: int):
     """Image | ground truth | prediction | probability heatmap of CKPT, one row per image."""
     from trainer.viz import plot_compare
 
-    _draw(plot_compare, ckpt, data, out, indices, split, count)
+    _draw(plot_compare, ckpt, data, out, indices, split, count, dpi=dpi)
 
 
 @plot.command("evolution")
 @click.argument("ckpts", nargs=-1, required=True, type=click.Path())
 @_picture_options
-def plot_evolution_command(ckpts: tuple[str, ...], data: str, split: str, indices, out: str):
-    """How predictions change across checkpoints (files in order, or a run folder's epoch_N.pth
-    then best.pth): green newly correct, red newly wrong, white still correct."""
+def plot_evolution_command(ckpts: tuple[str, ...], data, split, indices, out: str, dpi: int):
+    """How predictions change across checkpoints (files in the given order; a run folder gives
+    its epoch_N.pth and best.pth by epoch): green newly correct, red newly wrong, white still
+    correct."""
     from trainer.viz import plot_evolution
 
-    _draw(plot_evolution, ckpts, data, out, indices, split)
+    _draw(plot_evolution, ckpts, data, out, indices, split, dpi=dpi)
 
 
 @plot.command("attention")
 @click.argument("ckpt", type=click.Path())
 @_picture_options
 @click.option("--count", default=4, show_default=True, help="Images shown without --index.")
-def plot_attention_command(ckpt: str, data: str, split: str, indices, out: str, count: int):
+def plot_attention_command(ckpt: str, data, split, indices, out: str, dpi: int, count: int):
     """Attention-gate coefficients of an attention_* checkpoint over the images."""
     from trainer.viz import plot_attention
 
-    _draw(plot_attention, ckpt, data, out, indices, split, count)
+    _draw(plot_attention, ckpt, data, out, indices, split, count, dpi=dpi)
 
 
 if __name__ == "__main__":

@@ -130,15 +130,18 @@ def evolution_map(previous_correct: np.ndarray | None, correct: np.ndarray) -> n
 
 
 def expand_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
-    """Checkpoint files in the given order; a run folder gives its epoch_N.pth by N, then best."""
+    """Checkpoint files in the given order; a run folder gives its epoch_N.pth and best.pth
+    in epoch order."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            epochs = sorted(path.glob("epoch_*.pth"), key=_epoch_number)
-            best = [path / "best.pth"] if (path / "best.pth").is_file() else []
-            if not epochs and not best:
+            epochs = {_epoch_number(p): p for p in path.glob("epoch_*.pth")}
+            if (path / "best.pth").is_file():
+                # best.pth takes its epoch's place (and replaces that epoch_N.pth)
+                epochs[load_checkpoint(path / "best.pth")["epoch"]] = path / "best.pth"
+            if not epochs:
                 raise FileNotFoundError(f"{path}: no epoch_N.pth or best.pth in this run folder")
-            found += epochs + best
+            found += [epochs[n] for n in sorted(epochs)]
         else:
             found.append(path)
     return found
@@ -159,10 +162,12 @@ def _mask_axes(ax, mask: np.ndarray, num_classes: int) -> None:
     ax.imshow(mask, cmap=cmap, vmin=0, vmax=max(num_classes - 1, 1))
 
 
-def _save(fig, out_png: Path, tight_box: bool = False) -> Path:
+def _save(fig, out_png: Path, dpi: int, tight_box: bool = False) -> Path:
     """Write the figure atomically (a crash never leaves half a PNG) and close it."""
+    if dpi <= 0:
+        raise ValueError(f"--dpi: expected a positive number, got {dpi}")
     with atomic_open(out_png, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100, bbox_inches="tight" if tight_box else None)
+        fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight" if tight_box else None)
     plt.close(fig)
     return Path(out_png)
 
@@ -182,6 +187,7 @@ def plot_compare(
     indices: Sequence[int] | None = None,
     split: str = "val",
     count: int = 4,
+    dpi: int = 100,
 ) -> Path:
     """image | ground truth | prediction | probability heatmap, one row per chosen image."""
     ckpt, model = _load(Path(ckpt_path))
@@ -200,7 +206,7 @@ def plot_compare(
         axes[0, col].set_title(title, fontsize=9)
     fig.colorbar(heat, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
     fig.suptitle(f"{ckpt['arch']}, epoch {ckpt['epoch']} ({Path(ckpt_path).name})", fontsize=9)
-    return _save(fig, Path(out_png), tight_box=True)
+    return _save(fig, Path(out_png), dpi, tight_box=True)
 
 
 @dataclass
@@ -249,6 +255,7 @@ def plot_evolution(
     out_png: str | Path,
     indices: Sequence[int] | None = None,
     split: str = "val",
+    dpi: int = 100,
 ) -> Path:
     """Per image: the image, its truth, then one change map per checkpoint (in the given order).
 
@@ -279,7 +286,7 @@ def plot_evolution(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, Path(out_png))
+    return _save(fig, Path(out_png), dpi)
 
 
 def attention_gates(model: torch.nn.Module) -> list[tuple[str, AttentionGate]]:
@@ -294,6 +301,7 @@ def plot_attention(
     indices: Sequence[int] | None = None,
     split: str = "val",
     count: int = 4,
+    dpi: int = 100,
 ) -> Path:
     """Per image: the image, then each gate's coefficients (upsampled) over it, deep to shallow."""
     ckpt, model = _load(Path(ckpt_path))
@@ -323,4 +331,4 @@ def plot_attention(
     scale = ScalarMappable(Normalize(0, 1), cmap="jet")
     fig.colorbar(scale, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="coefficient")
     fig.suptitle(f"attention coefficients, {ckpt['arch']} epoch {ckpt['epoch']}", fontsize=9)
-    return _save(fig, Path(out_png), tight_box=True)
+    return _save(fig, Path(out_png), dpi, tight_box=True)
