@@ -187,9 +187,12 @@ def plot_study(rows: list[dict], out_png: Path) -> Path:
     from trainer.io import atomic_open
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in dict.fromkeys(r["variant"] for r in rows):
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for i, name in enumerate(names):
         mine = [r for r in rows if r["variant"] == name]
-        left.plot([r["epoch"] for r in mine], [r["dice"] for r in mine], marker=".", label=name)
+        epochs, dice = [r["epoch"] for r in mine], [r["dice"] for r in mine]
+        left.plot(epochs, dice, marker=".", label=name, color=colours(i % colours.N))
     left.set(title="validation Dice", xlabel="epoch")
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
