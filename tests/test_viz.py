@@ -185,3 +185,14 @@ def test_plot_errors_are_one_line(run, tiny_dataset, tmp_path):
     result = plot("attention", str(tmp_path / "unet.pth"))
     assert result.exit_code == 2 and "no attention gates" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_pictures_default_to_the_built_in_sample(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "compare.png"
+    result = CliRunner().invoke(
+        main, ["plot", "compare", str(run / "best.pth"), "--count", "2", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "sample-v1" / "test").is_dir()
+    assert _png_shape(out)[0] > 100

@@ -407,7 +407,7 @@ def _parse_indices(ctx, param, values: tuple[str, ...]) -> list[int] | None:
 def _picture_options(function):
     """The options shared by the prediction pictures: data, split, images and output PNG."""
     options = [
-        click.option("--data", required=True, type=click.Path(), help="Dataset folder."),
+        click.option("--data", default=None, help="Dataset folder (default: the built-in sample)."),
         click.option("--split", default="val", show_default=True, help="train or val."),
         click.option(
             "--index",
@@ -428,8 +428,11 @@ def _draw(function, *args, **kwargs) -> None:
     """Run a picture function; bad checkpoints, data or options end in one error line."""
     from trainer.checkpoint import CheckpointError
     from trainer.data import DataError
+    from trainer.data.sample import default_sample_dir, make_sample_dataset
 
     try:
+        if kwargs.get("data") is None:
+            kwargs["data"] = str(make_sample_dataset(default_sample_dir()))
         click.echo(function(*args, **kwargs))
     except (CheckpointError, DataError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
@@ -445,7 +448,16 @@ def plot_compare_command(ckpt: str, data: str, split: str, indices, out: str, dp
     """Image | ground truth | prediction | probability heatmap of CKPT, one row per image."""
     from trainer.viz import plot_compare
 
-    _draw(plot_compare, ckpt, data, out, indices, split, count, dpi=dpi)
+    _draw(
+        plot_compare,
+        ckpt,
+        data=data,
+        out_png=out,
+        indices=indices,
+        split=split,
+        count=count,
+        dpi=dpi,
+    )
 
 
 @plot.command("evolution")
@@ -457,7 +469,7 @@ def plot_evolution_command(ckpts: tuple[str, ...], data, split, indices, out: st
     correct."""
     from trainer.viz import plot_evolution
 
-    _draw(plot_evolution, ckpts, data, out, indices, split, dpi=dpi)
+    _draw(plot_evolution, ckpts, data=data, out_png=out, indices=indices, split=split, dpi=dpi)
 
 
 @plot.command("attention")
@@ -468,7 +480,16 @@ def plot_attention_command(ckpt: str, data, split, indices, out: str, dpi: int, 
     """Attention-gate coefficients of an attention_* checkpoint over the images."""
     from trainer.viz import plot_attention
 
-    _draw(plot_attention, ckpt, data, out, indices, split, count, dpi=dpi)
+    _draw(
+        plot_attention,
+        ckpt,
+        data=data,
+        out_png=out,
+        indices=indices,
+        split=split,
+        count=count,
+        dpi=dpi,
+    )
 
 
 if __name__ == "__main__":
