@@ -196,3 +196,17 @@ def test_pictures_default_to_the_built_in_sample(run, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cache" / "sample-v1" / "test").is_dir()
     assert _png_shape(out)[0] > 100
+
+
+def test_a_flat_folder_is_split_as_the_run_split_it(run, tiny_dataset, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    shutil.copytree(tiny_dataset / "train", flat)
+    ckpt = load_checkpoint(run / "best.pth")
+    ckpt["train_config"] = {**ckpt["train_config"], "val_fraction": 0.5, "seed": 3}
+    names = [s.name for s in load_images(ckpt, flat, count=99)]
+    expected = resolve_splits(flat, val_fraction=0.5, seed=3)[0]["val"]
+    assert names == [s.image.name for s in expected] and len(names) == 4
+    default = resolve_splits(flat)[0]["val"]
+    assert names != [s.image.name for s in default]

@@ -67,8 +67,19 @@ def load_images(
     split: str = "val",
     count: int = 4,
 ) -> list[Shown]:
-    """The `indices` (default: the first `count`) of a split, at the checkpoint's input size."""
-    splits, _ = resolve_splits(Path(data))
+    """The `indices` (default: the first `count`) of a split, at the checkpoint's input size.
+
+    A folder without train/ and val/ or test/ is split as the run split it: with the
+    `val_fraction` and `seed` of the checkpoint's training configuration.
+    """
+    trained = ckpt.get("train_config") or {}
+    same_data = trained.get("data") and Path(trained["data"]).resolve() == Path(data).resolve()
+    splits, _ = resolve_splits(
+        Path(data),
+        val_fraction=trained.get("val_fraction", 0.2),
+        seed=trained.get("seed", 0),
+        annotations=trained.get("annotations") if same_data else None,
+    )
     if split not in splits:
         raise ValueError(f"--split: expected one of {', '.join(splits)}, got {split!r}")
     size = tuple(ckpt["input_size"])
