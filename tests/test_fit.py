@@ -213,6 +213,23 @@ def test_evaluate_prints_metrics_json(tiny_dataset, tmp_path):
     assert report["dice"] == pytest.approx(stored["dice"], abs=1e-6)
 
 
+def test_evaluate_splits_a_flat_folder_as_the_run_did(tiny_dataset, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    shutil.copytree(tiny_dataset / "train", flat)
+    out = tmp_path / "run"
+    fit(tiny_config(flat, out, epochs=1, val_fraction=0.5, seed=3, device="cpu"), progress=False)
+    result = run_cli("evaluate", "--ckpt", str(out / "best.pth"), "--data", str(flat))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["images"] == 4  # the run's 0.5 of 8, not the default 0.2
+    stored = load_checkpoint(out / "best.pth")["metrics"]
+    assert report["dice"] == pytest.approx(stored["dice"], abs=1e-6)
+    other = run_cli("evaluate", "--ckpt", str(out / "best.pth"), "--data", str(flat), "--seed", "0")
+    assert json.loads(other.output)["images"] == 4
+
+
 def test_bad_data_folder_is_named(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -292,9 +292,17 @@ def fit(ctx: click.Context, quiet: bool, devices: int, **options) -> None:
 )
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option(
-    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Validation share of a single-folder dataset. [default: the run's own, else 0.2]",
 )
-@click.option("--seed", type=int, default=0, help="Seed of the split for a single-folder dataset.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the split for a single-folder dataset. [default: the run's own, else 0]",
+)
 def evaluate(**options) -> None:
     """Print the metrics (acc, dice, iou, map) of a checkpoint on a dataset split as JSON."""
     from trainer.checkpoint import CheckpointError

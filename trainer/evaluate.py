@@ -22,11 +22,19 @@ def evaluate_checkpoint(
     threshold: float | None = None,
     device: str = "auto",
     annotations: str | None = None,
-    val_fraction: float = 0.2,
-    seed: int = 0,
+    val_fraction: float | None = None,
+    seed: int | None = None,
 ) -> dict:
-    """Metrics of the checkpoint on `split`, at the checkpoint's input size unless given."""
+    """Metrics of the checkpoint on `split`, at the checkpoint's input size unless given.
+
+    A folder without train/ and val/ or test/ is split with `val_fraction` and `seed`; by
+    default those of the checkpoint's training run (else 0.2 and 0), so "val" is the run's
+    own validation set.
+    """
     checkpoint = load_checkpoint(ckpt)
+    trained = checkpoint.get("train_config") or {}
+    val_fraction = trained.get("val_fraction", 0.2) if val_fraction is None else val_fraction
+    seed = trained.get("seed", 0) if seed is None else seed
     model = model_from_checkpoint(checkpoint, ckpt)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
