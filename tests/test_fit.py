@@ -230,6 +230,35 @@ def test_evaluate_splits_a_flat_folder_as_the_run_did(tiny_dataset, tmp_path):
     assert json.loads(other.output)["images"] == 4
 
 
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_run(tiny_dataset, tmp_path, monkeypatch):
+    """Python ignores exceptions raised in weakref callbacks (matplotlib runs many of them
+    while plotting curves); a SIGINT arriving there must still stop the run."""
+    import weakref
+
+    import trainer.fit as fit_module
+
+    real_plot = fit_module.plot_curves
+
+    class Figure:
+        pass
+
+    def plot_and_get_interrupted_in_a_callback(*args, **kwargs):
+        real_plot(*args, **kwargs)
+        figure = Figure()
+        weakref.finalize(figure, lambda: signal.getsignal(signal.SIGINT)(signal.SIGINT, None))
+        del figure  # the handler's KeyboardInterrupt is raised, and ignored, in the callback
+
+    monkeypatch.setattr(fit_module, "plot_curves", plot_and_get_interrupted_in_a_callback)
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: ignored.append(u.exc_type))
+    out = tmp_path / "run"
+    result = fit(tiny_config(tiny_dataset, out, epochs=5, device="cpu"), progress=False)
+    assert ignored == [KeyboardInterrupt]  # Python did swallow it
+    assert result.interrupted and result.epochs_done == 1
+    assert load_checkpoint(out / "last.pth")["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_bad_data_folder_is_named(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -44,6 +44,7 @@ from trainer.distributed import (
     shutdown,
 )
 from trainer.engine import EpochStats, evaluate, train_one_epoch
+from trainer.interrupts import SigintLatch
 from trainer.io import remove_stale_temporaries
 from trainer.losses import build_loss
 from trainer.metrics import SegmentationMetrics
@@ -266,7 +267,9 @@ def _fit(
     result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
     result.main_process = ctx.is_main
     epoch = first_epoch
+    latch = SigintLatch()
     try:
+        latch.install()
         for epoch in range(first_epoch, cfg.epochs + 1):
             torch.manual_seed(_epoch_seed(cfg.seed, epoch) + ctx.rank)
             sampler_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
@@ -276,6 +279,7 @@ def _fit(
                 model, train_loader, loss_fn, optimizer, scaler, precision, device, epoch,
                 channels_last=channels_last, progress=progress, desc=f"epoch {epoch}/{cfg.epochs}",
             )  # fmt: skip
+            latch.check()
             if ctx.enabled:
                 stats = _reduce_stats(stats, device)
             val = evaluate(
@@ -307,11 +311,14 @@ def _fit(
             result.best_epoch, result.best_metrics = best_epoch, best_metrics
             if progress:
                 print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
+            latch.check()  # a Ctrl-C that an ignored exception swallowed still stops here
             if epoch - best_epoch >= cfg.patience:
                 result.stopped_early = True
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        latch.restore()
     result.seconds = time.perf_counter() - start
     if ctx.is_main:
         _write_summary(run_dir, result)
