@@ -276,17 +276,32 @@ def _fit_command(data: Path, out: Path, epochs: int, resume: bool = False) -> li
     return cmd + (["--resume"] if resume else [])
 
 
+def _epochs_logged(run: Path) -> int:
+    path = run / "metrics.csv"
+    return len(list(csv.DictReader(path.open()))) if path.is_file() else 0
+
+
+def _wait_for_epochs(run: Path, at_least: int, proc: subprocess.Popen, timeout: float = 120):
+    """Wait until metrics.csv has `at_least` rows (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while _epochs_logged(run) < at_least and proc.poll() is None:
+        assert time.monotonic() < deadline, f"no epoch {at_least} within {timeout} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_finishes_and_every_checkpoint_loads(tmp_path):
     from trainer.data import make_sample_dataset
 
     data = make_sample_dataset(tmp_path / "data", n_train=24, n_test=4, size=48, seed=3)
     out = tmp_path / "run"
-    epochs = 6
+    epochs = 20
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     kills = 0
     proc = subprocess.Popen(_fit_command(data, out, epochs), env=env, cwd=tmp_path)
-    for delay in (6.0, 3.5, 2.7):
+    # three kills at different moments of an epoch, each after the run made progress
+    for delay in (0.0, 0.17, 0.41):
+        _wait_for_epochs(out, _epochs_logged(out) + 1, proc)
         time.sleep(delay)
         if proc.poll() is not None:
             break
@@ -300,7 +315,7 @@ def test_sigkill_then_resume_finishes_and_every_checkpoint_loads(tmp_path):
             _fit_command(data, out, epochs, resume=resume), env=env, cwd=tmp_path
         )
     assert proc.wait(timeout=300) == 0
-    assert kills >= 1
+    assert kills == 3
     assert load_checkpoint(out / "last.pth")["epoch"] == epochs
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
