@@ -424,7 +424,9 @@ def _picture_options(function):
             callback=_parse_indices,
             help="Images to show by position in the split, e.g. 0,3,7 (repeatable).",
         ),
-        click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG."),
+        click.option(
+            "--out", "out_png", required=True, type=click.Path(dir_okay=False), help="PNG."
+        ),
         click.option("--dpi", default=100, show_default=True, type=click.IntRange(min=1)),
     ]
     for option in reversed(options):
@@ -452,52 +454,34 @@ def _draw(function, *args, **kwargs) -> None:
 @click.argument("ckpt", type=click.Path())
 @_picture_options
 @click.option("--count", default=4, show_default=True, help="Images shown without --index.")
-def plot_compare_command(ckpt: str, data: str, split: str, indices, out: str, dpi: int, count: int):
+def plot_compare_command(ckpt: str, **options) -> None:
     """Image | ground truth | prediction | probability heatmap of CKPT, one row per image."""
     from trainer.viz import plot_compare
 
-    _draw(
-        plot_compare,
-        ckpt,
-        data=data,
-        out_png=out,
-        indices=indices,
-        split=split,
-        count=count,
-        dpi=dpi,
-    )
+    _draw(plot_compare, ckpt, **options)
 
 
 @plot.command("evolution")
 @click.argument("ckpts", nargs=-1, required=True, type=click.Path())
 @_picture_options
-def plot_evolution_command(ckpts: tuple[str, ...], data, split, indices, out: str, dpi: int):
+def plot_evolution_command(ckpts: tuple[str, ...], **options) -> None:
     """How predictions change across checkpoints (files in the given order; a run folder gives
     its epoch_N.pth and best.pth by epoch): green newly correct, red newly wrong, white still
     correct."""
     from trainer.viz import plot_evolution
 
-    _draw(plot_evolution, ckpts, data=data, out_png=out, indices=indices, split=split, dpi=dpi)
+    _draw(plot_evolution, ckpts, **options)
 
 
 @plot.command("attention")
 @click.argument("ckpt", type=click.Path())
 @_picture_options
 @click.option("--count", default=4, show_default=True, help="Images shown without --index.")
-def plot_attention_command(ckpt: str, data, split, indices, out: str, dpi: int, count: int):
+def plot_attention_command(ckpt: str, **options) -> None:
     """Attention-gate coefficients of an attention_* checkpoint over the images."""
     from trainer.viz import plot_attention
 
-    _draw(
-        plot_attention,
-        ckpt,
-        data=data,
-        out_png=out,
-        indices=indices,
-        split=split,
-        count=count,
-        dpi=dpi,
-    )
+    _draw(plot_attention, ckpt, **options)
 
 
 if __name__ == "__main__":

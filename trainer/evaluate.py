@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from trainer.data import SegmentationDataset, build_transform, resolve_splits
+from trainer.data.discover import Sample
 from trainer.engine import evaluate
 from trainer.metrics import SegmentationMetrics
 from trainer.precision import resolve_device, resolve_precision
@@ -25,31 +26,17 @@ def evaluate_checkpoint(
     val_fraction: float | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Metrics of the checkpoint on `split`, at the checkpoint's input size unless given.
-
-    A folder without train/ and val/ or test/ is split with `val_fraction` and `seed`; by
-    default those of the checkpoint's training run (else 0.2 and 0), so "val" is the run's
-    own validation set.
-    """
+    """Metrics of the checkpoint on `split` (see `split_samples`), at the checkpoint's input
+    size unless given."""
     checkpoint = load_checkpoint(ckpt)
-    trained = checkpoint.get("train_config") or {}
-    val_fraction = trained.get("val_fraction", 0.2) if val_fraction is None else val_fraction
-    seed = trained.get("seed", 0) if seed is None else seed
     model = model_from_checkpoint(checkpoint, ckpt)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
     size = (img_size, img_size) if img_size else tuple(checkpoint["input_size"])
-    classes = checkpoint["classes"]
-    class_map = (
-        None if checkpoint["num_classes"] == 1 else {c: i for i, c in enumerate(classes) if i}
-    )
-    splits, _ = resolve_splits(
-        Path(data), val_fraction=val_fraction, seed=seed, annotations=annotations
-    )
     dataset = SegmentationDataset(
-        splits[split],
+        split_samples(checkpoint, data, split, annotations, val_fraction, seed),
         build_transform("plain", size, train=False),
-        class_map=class_map,
+        class_map=class_map_of(checkpoint),
         on_bad_sample="skip",
     )
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -67,3 +54,36 @@ def evaluate_checkpoint(
         "input_size": list(size),
         **results,
     }
+
+
+def class_map_of(checkpoint: dict) -> dict[str, int] | None:
+    """The label -> class id map the checkpoint was trained with (None: binary)."""
+    if checkpoint["num_classes"] == 1:
+        return None
+    return {name: i for i, name in enumerate(checkpoint["classes"]) if i}
+
+
+def split_samples(
+    checkpoint: dict,
+    data: str | Path,
+    split: str = "val",
+    annotations: str | Path | None = None,
+    val_fraction: float | None = None,
+    seed: int | None = None,
+) -> list[Sample]:
+    """The samples of `split` in `data`, split as the checkpoint's run split it.
+
+    A folder without train/ and val/ or test/ is split with `val_fraction` and `seed`; by
+    default those of the checkpoint's training run (else 0.2 and 0), so "val" is the run's
+    own validation set.
+    """
+    trained = checkpoint.get("train_config") or {}
+    splits, _ = resolve_splits(
+        Path(data),
+        val_fraction=trained.get("val_fraction", 0.2) if val_fraction is None else val_fraction,
+        seed=trained.get("seed", 0) if seed is None else seed,
+        annotations=annotations,
+    )
+    if split not in splits:
+        raise ValueError(f"--split: expected one of {', '.join(splits)}, got {split!r}")
+    return splits[split]

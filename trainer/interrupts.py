@@ -14,8 +14,7 @@ import threading
 
 
 class SigintLatch:
-    """While installed (or as a context manager), SIGINT raises KeyboardInterrupt and sets
-    `caught`.
+    """Between `install()` and `restore()`, SIGINT raises KeyboardInterrupt and sets `caught`.
 
     It only replaces Python's default SIGINT handler, and only in the main thread; any other
     handler (set by the application or a launcher) is left alone.
@@ -35,13 +34,6 @@ class SigintLatch:
         if self._installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self._installed = False
-
-    def __enter__(self) -> SigintLatch:
-        self.install()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
 
     def _handle(self, signum, frame) -> None:
         self.caught = True

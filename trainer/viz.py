@@ -29,7 +29,8 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from trainer.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from trainer.data import SegmentationDataset, build_transform, resolve_splits  # noqa: E402
+from trainer.data import SegmentationDataset, build_transform  # noqa: E402
+from trainer.evaluate import class_map_of, split_samples  # noqa: E402
 from trainer.io import atomic_open  # noqa: E402
 from trainer.models.blocks import AttentionGate  # noqa: E402
 
@@ -74,19 +75,10 @@ def load_images(
     """
     trained = ckpt.get("train_config") or {}
     same_data = trained.get("data") and Path(trained["data"]).resolve() == Path(data).resolve()
-    splits, _ = resolve_splits(
-        Path(data),
-        val_fraction=trained.get("val_fraction", 0.2),
-        seed=trained.get("seed", 0),
-        annotations=trained.get("annotations") if same_data else None,
-    )
-    if split not in splits:
-        raise ValueError(f"--split: expected one of {', '.join(splits)}, got {split!r}")
+    annotations = trained.get("annotations") if same_data else None
+    samples = split_samples(ckpt, data, split, annotations)
     size = tuple(ckpt["input_size"])
-    classes = ckpt["classes"]
-    class_map = None if ckpt["num_classes"] == 1 else {c: i for i, c in enumerate(classes) if i}
     transform = build_transform("plain", size, train=False, mean=ckpt["mean"], std=ckpt["std"])
-    samples = splits[split]
     chosen = list(indices) if indices else list(range(min(count, len(samples))))
     bad = [i for i in chosen if not 0 <= i < len(samples)]
     if bad:
@@ -94,7 +86,8 @@ def load_images(
             f"--index: {', '.join(map(str, bad))} out of range; the {split} split of {data} "
             f"has {len(samples)} images (0..{len(samples) - 1})"
         )
-    dataset = SegmentationDataset([samples[i] for i in chosen], transform, class_map, "error")
+    chosen_samples = [samples[i] for i in chosen]
+    dataset = SegmentationDataset(chosen_samples, transform, class_map_of(ckpt), "error")
     mean = torch.tensor(ckpt["mean"]).view(-1, 1, 1)
     std = torch.tensor(ckpt["std"]).view(-1, 1, 1)
     shown = []
