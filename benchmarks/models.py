@@ -8,6 +8,7 @@ from pathlib import Path
 from benchmarks.matrix import build_model
 from benchmarks.measure import count_flops
 from export.onnx_export import export_onnx
+from runtime.metadata import ModelInfo
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.data import IMAGENET_MEAN, IMAGENET_STD
 from trainer.models import SegmentationModel
@@ -56,11 +57,14 @@ class ModelCache:
     def _checkpoint(self, arch: str, size: int) -> dict:
         return build_checkpoint(
             self.model(arch),
-            classes=["background", "foreground"],
-            input_size=(size, size),
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            threshold=0.5,
+            info=ModelInfo(
+                num_classes=1,
+                classes=["background", "foreground"],
+                input_size=(size, size),
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+                threshold=0.5,
+            ),
             epoch=0,
             metrics={},
         )

@@ -105,15 +105,14 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], source: str) -
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
     """A horizontal bar chart of images/s per case (log scale), one colour per backend."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     backends = sorted({r["backend"] for r in rows})
-    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(backends)}
+    colours = {b: matplotlib.colormaps["tab10"](i % 10) for i, b in enumerate(backends)}
     labels = [f"{r['backend']}  {r['arch']} {r['size']}px b{r['batch']}" for r in rows]
     values = [r["images_per_s"] for r in rows]
-    figure, axes = plt.subplots(figsize=(9, 1.2 + 0.32 * len(rows)))
+    figure = Figure(figsize=(9, 1.2 + 0.32 * len(rows)))
+    axes = figure.subplots()
     axes.barh(range(len(rows)), values, color=[colours[r["backend"]] for r in rows])
     axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.invert_yaxis()
@@ -124,7 +123,6 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
         axes.text(value, index, f" {value:.2f}", va="center", fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
-    plt.close(figure)
 
 
 def write_report(results: Path, out_dir: Path) -> tuple[Path, Path]:

@@ -4,11 +4,23 @@
     export_onnx("runs/unet-.../best.pth")                  # -> runs/unet-.../best.onnx
     print(check_parity("runs/unet-.../best.onnx", "runs/unet-.../best.pth").format())
 
-TensorRT (`export.tensorrt_build`) is imported only when used.
+The functions are imported on first use (they need torch; `segexport --help` does not), and
+TensorRT (`export.tensorrt_build`) only when it is used.
 """
 
-from export.errors import ExportError
-from export.onnx_export import export_onnx
-from export.parity import check_parity
+from __future__ import annotations
 
-__all__ = ["ExportError", "check_parity", "export_onnx"]
+import importlib
+from typing import Any
+
+from export.errors import ExportError
+
+_LAZY = {"export_onnx": "export.onnx_export", "check_parity": "export.parity"}
+
+__all__ = ["ExportError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -3,60 +3,25 @@
 Bad input (a missing or broken checkpoint, an unknown architecture, weights that do not fit
 their config, an unsupported opset, an unwritable output, an engine from another TensorRT
 version) prints one `Error: <file or option>: <problem>` line and exits with code 2; a parity
-check that misses its tolerance exits with code 1.
+check that misses its tolerance exits with code 1. Importing this module does not import
+torch: each command imports what it needs.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from export.errors import ExportError
-from export.onnx_export import DEFAULT_OPSET, EXPORTERS
-from runtime.metadata import MetadataError
-from trainer.checkpoint import CheckpointError
-
-EXIT_TOLERANCE = 1
-EXIT_BAD_INPUT = 2
+from export.params import BATCH, DEFAULT_OPSET, EXPORTERS, RANGE, SIZE
+from runtime.cli_errors import CONTEXT_SETTINGS, SegkitGroup
+from runtime.errors import EXIT_FAILED
 
 
-def _reports_errors(command: Callable) -> Callable:
-    """Turn the errors about bad input into one `Error: ...` line and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ExportError, CheckpointError, MetadataError) as err:
-            click.echo(f"Error: {err}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-
-    return wrapper
-
-
-def _batch_option(value: str) -> int | None:
-    if value == "dynamic":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise ExportError("--batch", f"expected 'dynamic' or a batch size >= 1, got {value!r}")
-
-
-def _size_option(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.lower().replace("x", ",").split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise ExportError("--size", f"expected HEIGHT,WIDTH such as 64,96, got {value!r}")
-    return int(parts[0]), int(parts[1])
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SegkitGroup, context_settings=CONTEXT_SETTINGS)
 def main() -> None:
     """Export segkit checkpoints to ONNX / TensorRT and check them against PyTorch."""
 
@@ -77,7 +42,11 @@ def main() -> None:
 )
 @click.option("--opset", default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
 @click.option(
-    "--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size."
+    "--batch",
+    type=BATCH,
+    default="dynamic",
+    show_default=True,
+    help="'dynamic' or a fixed batch size.",
 )
 @click.option(
     "--dynamic-hw", is_flag=True, help="Dynamic height/width (any size >= the model's stride)."
@@ -91,7 +60,6 @@ def main() -> None:
     show_default=True,
     help="torch.onnx exporter: dynamo (needs onnxscript) or the legacy torchscript tracer.",
 )
-@_reports_errors
 def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, exporter) -> None:
     """Export a checkpoint to ONNX (input `images`, output `probs`, metadata embedded)."""
     from export.onnx_export import export_onnx
@@ -100,7 +68,7 @@ def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, e
         checkpoint,
         output,
         opset=opset,
-        batch=_batch_option(batch),
+        batch=batch,
         dynamic_hw=dynamic_hw,
         fp16=fp16,
         simplify=simplify,
@@ -130,6 +98,7 @@ def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, e
 @click.option("--fp16", is_flag=True, help="FP16 engine (TensorRT 11: needs an --fp16 ONNX graph).")
 @click.option(
     "--batch",
+    type=RANGE,
     default="1:4:16",
     show_default=True,
     help="Batch profile MIN:OPT:MAX (or one number).",
@@ -141,10 +110,13 @@ def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, e
 )
 @click.option(
     "--height",
+    type=RANGE,
     help="Height profile MIN:OPT:MAX [default: stride:input:2*input] (dynamic H/W only).",
 )
 @click.option(
-    "--width", help="Width profile MIN:OPT:MAX [default: stride:input:2*input] (dynamic H/W only)."
+    "--width",
+    type=RANGE,
+    help="Width profile MIN:OPT:MAX [default: stride:input:2*input] (dynamic H/W only).",
 )
 @click.option("--workspace", type=float, help="Builder workspace limit in GB.")
 @click.option(
@@ -158,7 +130,6 @@ def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, e
     show_default=True,
     help="ONNX opset when building from --ckpt.",
 )
-@_reports_errors
 def trt_command(
     onnx_path,
     checkpoint,
@@ -176,7 +147,6 @@ def trt_command(
     from export.tensorrt_build import (
         build_engine,
         build_engine_from_checkpoint,
-        parse_range,
         read_onnx_metadata,
     )
 
@@ -187,9 +157,9 @@ def trt_command(
     source = onnx_path or checkpoint
     output = output or source.with_suffix(".engine")
     options = {
-        "batch": parse_range(batch, "--batch"),
-        "height": parse_range(height, "--height") if height else None,
-        "width": parse_range(width, "--width") if width else None,
+        "batch": batch,
+        "height": height,
+        "width": width,
         "workspace_gb": workspace,
         "timing_cache": timing_cache,
     }
@@ -227,11 +197,11 @@ def trt_command(
 )
 @click.option(
     "--size",
+    type=SIZE,
     help="HEIGHT,WIDTH to run at [default: the model's input size; others need --dynamic-hw].",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the random images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_reports_errors
 def check_command(model, checkpoint, images_dir, n, batch_size, size, seed, as_json) -> None:
     """Compare an exported model (.onnx / .engine) with its checkpoint in PyTorch."""
     from export.parity import check_parity
@@ -242,9 +212,9 @@ def check_command(model, checkpoint, images_dir, n, batch_size, size, seed, as_j
         images_dir=images_dir,
         n=n,
         batch_size=batch_size,
-        size=_size_option(size),
+        size=size,
         seed=seed,
     )
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not report.passed:
-        sys.exit(EXIT_TOLERANCE)
+        sys.exit(EXIT_FAILED)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from runtime.errors import SegkitError
 
 
-class ExportError(ValueError):
+class ExportError(SegkitError, ValueError):
     """An export, build or check cannot go on; `str()` is `<file or option>: <problem>`."""
-
-    def __init__(self, subject: str | os.PathLike, problem: str):
-        self.subject = os.fspath(subject)
-        self.problem = problem
-        super().__init__(f"{self.subject}: {problem}")

@@ -37,14 +37,13 @@ import onnxruntime as ort
 import torch
 
 from export.errors import ExportError
+from export.params import DEFAULT_OPSET, EXPORTERS
 from export.simplify import simplify as simplify_graph
 from export.source import ExportSource, load_source
 from export.wrapper import ProbabilityModel
+from runtime.io import atomic_write
 from runtime.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
-from trainer.io import atomic_write
 
-DEFAULT_OPSET = 18
-EXPORTERS = ("auto", "dynamo", "torchscript")
 # Opsets each exporter produces without version conversion: torchlib is written for opset 18
 # (older requests go through a lossy down-conversion); the TorchScript exporter stops at 20.
 SUPPORTED_OPSETS = {"dynamo": range(18, 24), "torchscript": range(13, 21)}

@@ -10,19 +10,18 @@ otherwise), and whether the tolerance for the backend and precision was met.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from export.errors import ExportError
-from export.runners import Runner, open_runner
+from export.runners import open_runner
 from export.runners.torch_runner import TorchRunner
 from export.source import load_source
+from runtime.backends import Backend
+from runtime.images import is_image_file, read_image
 from runtime.preprocess import preprocess, resize_bilinear
-from trainer.data.errors import DataError
-from trainer.data.images import is_image_file, read_image
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def check_parity(
     source = load_source(checkpoint)
     with open_runner(model_path) as runner:
         meta = runner.metadata
-        size = _check_size(runner, size)
+        size = meta.run_size(size, "--size", runner.path)
         batch_size = _check_batch_size(runner, batch_size)
         if images_dir is not None:
             images, description = _read_folder(Path(images_dir), n), f"images from {images_dir}"
@@ -166,13 +165,13 @@ def check_parity(
             images, description = _random_images(n, size, seed), f"random images (seed {seed})"
         reference = TorchRunner(source)
         stats = _Stats(meta.num_classes, meta.threshold)
-        for batch, real in _batches(images, batch_size, meta.dynamic_batch):
-            inputs = preprocess(batch, size, meta.mean, meta.std)
-            stats.add(reference.run(inputs)[:real], runner.run(inputs)[:real])
+        for start in range(0, len(images), batch_size):  # Backend.run pads a fixed batch
+            inputs = preprocess(images[start : start + batch_size], size, meta.mean, meta.std)
+            stats.add(reference.run(inputs), runner.run(inputs))
         report = ParityReport(
             model=str(model_path),
             checkpoint=str(checkpoint),
-            backend=runner.backend,
+            backend=runner.name,
             precision=meta.precision,
             images=description,
             n_images=len(images),
@@ -181,7 +180,7 @@ def check_parity(
             mean_abs_diff=stats.sum_diff / stats.count,
             agreement=stats.agree / stats.pixels,
             iou=stats.iou(),
-            tolerance=TOLERANCES[(runner.backend, meta.precision)],
+            tolerance=TOLERANCES[(runner.name, meta.precision)],
             same_source=meta.source_sha256 == source.sha256,
         )
     report.failures = _failures(report)
@@ -199,25 +198,7 @@ def _failures(report: ParityReport) -> list[str]:
     return failures
 
 
-def _check_size(runner: Runner, size: tuple[int, int] | None) -> tuple[int, int]:
-    meta = runner.metadata
-    if size is None:
-        return tuple(meta.input_size)
-    if not meta.dynamic_hw and tuple(size) != tuple(meta.input_size):
-        raise ExportError(
-            "--size",
-            f"{runner.path} was exported for {meta.input_size[0]}x{meta.input_size[1]} only "
-            "(export with --dynamic-hw to check other sizes)",
-        )
-    if min(size) < meta.stride:
-        raise ExportError(
-            "--size",
-            f"H and W must be at least {meta.stride} for {meta.arch}, got {size[0]}x{size[1]}",
-        )
-    return int(size[0]), int(size[1])
-
-
-def _check_batch_size(runner: Runner, batch_size: int | None) -> int:
+def _check_batch_size(runner: Backend, batch_size: int | None) -> int:
     meta = runner.metadata
     if meta.dynamic_batch:
         batch_size = 8 if batch_size is None else batch_size
@@ -232,19 +213,6 @@ def _check_batch_size(runner: Runner, batch_size: int | None) -> int:
     return meta.batch_size
 
 
-def _batches(
-    images: list[np.ndarray], batch_size: int, dynamic: bool
-) -> Iterator[tuple[list[np.ndarray], int]]:
-    """(chunk, number of real images): for a fixed-batch model the last chunk is padded by
-    repeating its last image, and the caller drops the padded outputs."""
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        real = len(chunk)
-        if not dynamic:
-            chunk = chunk + [chunk[-1]] * (batch_size - real)
-        yield chunk, real
-
-
 def _read_folder(folder: Path, n: int) -> list[np.ndarray]:
     """The first `n` images of `folder` (sorted by name), read as training reads them."""
     if not folder.is_dir():
@@ -252,10 +220,7 @@ def _read_folder(folder: Path, n: int) -> list[np.ndarray]:
     paths = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))[:n]
     if not paths:
         raise ExportError(folder, "no images (.jpg .jpeg .png .bmp .tif .tiff) in this folder")
-    try:
-        return [read_image(p) for p in paths]
-    except DataError as err:
-        raise ExportError(err.path, err.problem) from err
+    return [read_image(p) for p in paths]
 
 
 def _random_images(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:

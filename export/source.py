@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.metadata import ModelMetadata
 from trainer import __version__
-from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from trainer.checkpoint import info_of, load_checkpoint, model_from_checkpoint
 from trainer.models import SegmentationModel
 
 
@@ -50,20 +50,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 def metadata_from_checkpoint(
     ckpt: dict[str, Any], sha256: str, *, stride: int, **export_settings: Any
 ) -> ModelMetadata:
-    """Map a checkpoint dict's fields onto the exported-model schema of `runtime.metadata`."""
-    num_classes = int(ckpt["num_classes"])
+    """The exported model's metadata: the checkpoint's `ModelInfo` plus the export's facts."""
+    info = info_of(ckpt)
     return ModelMetadata(
         project_version=__version__,
         arch=ckpt["arch"],
         model_config=dict(ckpt["model_config"]),
-        num_classes=num_classes,
-        classes=list(ckpt["classes"]),
-        input_size=(int(ckpt["input_size"][0]), int(ckpt["input_size"][1])),
-        mean=tuple(float(m) for m in ckpt["mean"]),
-        std=tuple(float(s) for s in ckpt["std"]),
-        color_order=ckpt.get("color_order", "RGB"),
-        threshold=float(ckpt["threshold"]),
-        output_kind="sigmoid" if num_classes == 1 else "softmax",
+        info=info,
+        output_kind=info.output_kind,
         metrics={key: float(value) for key, value in ckpt["metrics"].items()},
         source_sha256=sha256,
         stride=int(stride),

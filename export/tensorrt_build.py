@@ -25,12 +25,11 @@ from pathlib import Path
 import onnx
 
 from export.errors import ExportError
-from export.onnx_export import DEFAULT_OPSET, check_writable, export_onnx, write_model_bytes
-from export.tensorrt_support import require_tensorrt, tensorrt_major
+from export.onnx_export import check_writable, export_onnx, write_model_bytes
+from export.params import DEFAULT_OPSET, Range
+from runtime.backends.tensorrt_support import require_tensorrt, tensorrt_major
+from runtime.io import atomic_write_text
 from runtime.metadata import ModelMetadata, sidecar_path
-from trainer.io import atomic_write_text
-
-Range = tuple[int, int, int]  # (min, opt, max)
 
 
 @dataclass(frozen=True)
@@ -45,23 +44,6 @@ class EngineBuild:
             f"{self.metadata.precision}, TensorRT {self.metadata.engine['tensorrt_version']}, "
             f"profile min {profile['min']} opt {profile['opt']} max {profile['max']})"
         )
-
-
-def parse_range(text: str, option: str) -> Range:
-    """`"1:8:32"` -> (1, 8, 32); `"8"` -> (8, 8, 8). Requires 1 <= min <= opt <= max."""
-    parts = text.split(":")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values *= 3
-    if len(values) != 3 or not 1 <= values[0] <= values[1] <= values[2]:
-        raise ExportError(
-            option,
-            f"expected MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX (or one number), got {text!r}",
-        )
-    return values[0], values[1], values[2]
 
 
 def read_onnx_metadata(onnx_path: Path) -> ModelMetadata:

@@ -16,6 +16,7 @@ from runtime.errors import (
     ImageError,
     InputError,
     ModelError,
+    SegkitError,
     SegmenterError,
 )
 from runtime.metadata import MetadataError, ModelMetadata
@@ -32,6 +33,7 @@ __all__ = [
     "ModelError",
     "ModelMetadata",
     "Segmenter",
+    "SegkitError",
     "SegmenterError",
     "mask_to_labelme",
     "mask_to_polygons",

@@ -28,15 +28,12 @@ import numpy as np
 from tqdm import tqdm
 
 from runtime.backends import BACKENDS, DEVICES
-from runtime.errors import ArgumentError, SegmenterError
+from runtime.cli_errors import SegkitCommand
+from runtime.errors import EXIT_FAILED, ArgumentError, SegkitError
 from runtime.images import is_image_file, read_image
-from runtime.metadata import MetadataError
 from runtime.overlay import overlay
 from runtime.polygons import mask_to_labelme
 from runtime.segmenter import Segmenter
-
-EXIT_SOME_FAILED = 1
-EXIT_BAD_ARGUMENTS = 2
 
 
 @dataclass(frozen=True)
@@ -81,21 +78,7 @@ def check_outputs(jobs: list[Job]) -> None:
         owners[mask] = job.image
 
 
-def _reports_errors(command: Callable) -> Callable:
-    """Bad arguments and unusable models: one `Error: ...` line and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (SegmenterError, MetadataError) as err:
-            click.echo(f"Error: {err}", err=True)
-            sys.exit(EXIT_BAD_ARGUMENTS)
-
-    return wrapper
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=SegkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
@@ -125,7 +108,6 @@ def _reports_errors(command: Callable) -> Callable:
 )
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@_reports_errors
 def main(
     model, images, out, write_overlay, polygons, threshold, batch_size, backend, device, tile,
     epsilon, threads, quiet,
@@ -161,7 +143,7 @@ def main(
         click.echo(f"{len(failures)} failed:", err=True)
         for path, problem in failures:
             click.echo(f"  {path}: {problem}", err=True)
-        sys.exit(EXIT_SOME_FAILED)
+        sys.exit(EXIT_FAILED)
 
 
 def _segment_chunk(
@@ -172,7 +154,7 @@ def _segment_chunk(
     for job in chunk:
         try:
             loaded.append((job, read_image(job.image)))
-        except SegmenterError as err:
+        except SegkitError as err:
             failures.append((job.image, err.problem))
     masks = seg.predict([image for _, image in loaded], tile=tile)
     for (job, image), mask in zip(loaded, masks, strict=True):

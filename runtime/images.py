@@ -5,7 +5,7 @@ dropped, not composited); 16-bit -> 8-bit by `>> 8` (the top byte, so a 16-bit i
 its brightness relative to the full 16-bit range); float images are refused. JPEGs are
 turned upright according to their EXIF orientation, as labelme does before annotating.
 Files are read with `np.fromfile`-style bytes + `cv2.imdecode`, so any path (spaces,
-non-ASCII) works. Training reads images with the same code (`trainer.data.images`).
+non-ASCII) works. Training reads images with the same code.
 """
 
 from __future__ import annotations
@@ -67,6 +67,23 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in JPEG_EXTENSIONS:
         rgb = apply_orientation(rgb, exif_orientation(data))
     return np.ascontiguousarray(rgb)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of the image as `read_image` would return it, from the header if possible."""
+    path = Path(path)
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            width, height = img.size
+            transposed = (
+                path.suffix.lower() in JPEG_EXTENSIONS
+                and img.getexif().get(EXIF_ORIENTATION) in TRANSPOSED_ORIENTATIONS
+            )
+        return (width, height) if transposed else (height, width)
+    except Exception:  # noqa: BLE001 - any header problem: fall back to a full, checked read
+        return read_image(path).shape[:2]
 
 
 def _to_rgb_uint8(path: Path, array: np.ndarray) -> np.ndarray:

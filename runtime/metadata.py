@@ -1,8 +1,14 @@
-"""The metadata an exported model carries, so a runtime needs nothing but the model file.
+"""What a model needs around it (`ModelInfo`), and the metadata an exported model carries.
 
-ONNX files store it in `metadata_props` (string -> string): every field is a JSON value under
-the key `segkit.<field>`. TensorRT engines store the same fields in a JSON sidecar
-(`model.engine.json`). `ModelMetadata.from_props` / `from_json` validate what they read and
+`ModelInfo` is the one record of a model's preprocessing and output facts: its classes, input
+size, mean, std, colour order and threshold. Training builds it once; the checkpoint stores
+its fields; evaluation, the pictures, the export and the runtime all read it from there.
+
+`ModelMetadata` embeds a `ModelInfo` and adds what an export adds (architecture, precision,
+shapes, exporter, source checkpoint). ONNX files store it in `metadata_props` (string ->
+string): every field, the `ModelInfo` ones included, is a JSON value under the key
+`segkit.<field>`. TensorRT engines store the same fields in a JSON sidecar
+(`model.engine.json`). `from_props` / `from_json` / `from_dict` validate what they read and
 raise `MetadataError` naming the source and the missing or bad field.
 """
 
@@ -11,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from runtime.errors import ArgumentError, SegkitError
 
 FORMAT = "segkit.model"
 FORMAT_VERSION = 1
@@ -24,15 +33,76 @@ OUTPUT_NAME = "probs"
 OUTPUT_KINDS = ("sigmoid", "softmax")
 PRECISIONS = ("fp32", "fp16")
 COLOR_ORDER = "RGB"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class MetadataError(ValueError):
+class MetadataError(SegkitError, ValueError):
     """Model metadata is missing or invalid; the message names the source and the field."""
 
-    def __init__(self, source: str, problem: str):
-        self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}")
+    @property
+    def source(self) -> str:
+        return self.subject
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model's preprocessing and output facts, torch-free (timm's `PretrainedCfg`).
+
+    Inputs are `color_order` images of `input_size` (height, width), scaled to [0, 1] and
+    normalized with `mean`/`std`; the output has `num_classes` channels (1: binary, whose
+    mask is `p >= threshold`), named `classes` (background first).
+    """
+
+    num_classes: int
+    classes: list[str]
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    threshold: float
+    color_order: str = COLOR_ORDER
+
+    def __post_init__(self) -> None:
+        _validate_info(self, "model info")
+
+    @property
+    def binary(self) -> bool:
+        return self.num_classes == 1
+
+    @property
+    def output_kind(self) -> str:
+        """ "sigmoid" for binary models, "softmax" for multi-class ones."""
+        return "sigmoid" if self.binary else "softmax"
+
+    def replace(self, **changes: Any) -> ModelInfo:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible values (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "model info") -> ModelInfo:
+        """The record's fields out of `data` (other keys are ignored), validated; a missing or
+        bad field raises `MetadataError` naming `source`."""
+        if not isinstance(data, dict):
+            raise MetadataError(source, f"expected an object, got {type(data).__name__}")
+        missing = [
+            f.name for f in dataclasses.fields(cls) if _is_required(f) and f.name not in data
+        ]
+        if missing:
+            raise MetadataError(source, f"lacks {', '.join(missing)}")
+        values = {name: data[name] for name in INFO_FIELDS if name in data}
+        for key in ("input_size", "mean", "std"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except MetadataError as err:
+            raise MetadataError(source, err.problem) from None
+
+
+INFO_FIELDS = tuple(f.name for f in dataclasses.fields(ModelInfo))
 
 
 @dataclass(frozen=True)
@@ -42,17 +112,13 @@ class ModelMetadata:
     The graph's input `images` is (N, 3, H, W) float32, RGB, scaled to [0, 1] and normalized
     with `mean`/`std`; its output `probs` is (N, num_classes, H, W) float32 probabilities:
     a sigmoid for binary models (`num_classes == 1`), a softmax over classes otherwise.
+    The preprocessing facts are the embedded `info`; `meta.mean` and the like read them.
     """
 
     project_version: str
     arch: str
     model_config: dict[str, Any]
-    num_classes: int
-    classes: list[str]
-    input_size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    threshold: float
+    info: ModelInfo
     output_kind: str
     metrics: dict[str, float]
     source_sha256: str
@@ -63,7 +129,6 @@ class ModelMetadata:
     dynamic_hw: bool = False
     opset: int | None = None
     exporter: str = ""
-    color_order: str = COLOR_ORDER
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
     engine: dict[str, Any] = field(default_factory=dict)
@@ -73,17 +138,58 @@ class ModelMetadata:
     def __post_init__(self) -> None:
         _validate(self, "metadata")
 
+    # the embedded record's facts, read through
+    num_classes = property(lambda self: self.info.num_classes)
+    classes = property(lambda self: self.info.classes)
+    input_size = property(lambda self: self.info.input_size)
+    mean = property(lambda self: self.info.mean)
+    std = property(lambda self: self.info.std)
+    threshold = property(lambda self: self.info.threshold)
+    color_order = property(lambda self: self.info.color_order)
+
+    def run_size(
+        self, size: tuple[int, int] | None, subject: str, model: str | os.PathLike = "the model"
+    ) -> tuple[int, int]:
+        """The (height, width) to run `model` at: `size`, checked against what was exported
+        (ArgumentError naming `subject`), or the input size the model was trained at."""
+        if size is None:
+            return int(self.input_size[0]), int(self.input_size[1])
+        if (
+            not isinstance(size, (tuple, list))
+            or len(size) != 2
+            or not all(_is_int(v) for v in size)
+        ):
+            raise ArgumentError(subject, f"expected (height, width), got {size!r}")
+        if tuple(size) != tuple(self.input_size) and not self.dynamic_hw:
+            raise ArgumentError(
+                subject,
+                f"{os.fspath(model)} was exported for {self.input_size[0]}x"
+                f"{self.input_size[1]} only; export with --dynamic-hw to run at other sizes",
+            )
+        if min(size) < self.stride:
+            raise ArgumentError(
+                subject,
+                f"height and width must be at least {self.stride} for {self.arch}, got "
+                f"{size[0]}x{size[1]}",
+            )
+        return int(size[0]), int(size[1])
+
     def replace(self, **changes: Any) -> ModelMetadata:
-        """A copy with `changes` applied (validated again)."""
+        """A copy with `changes` applied (validated again); `ModelInfo` fields may be given."""
+        info_changes = {k: changes.pop(k) for k in list(changes) if k in INFO_FIELDS}
+        if info_changes:
+            changes["info"] = self.info.replace(**info_changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible values (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain JSON-compatible values, flat: the `ModelInfo` fields sit beside the others."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "info"}
+        data.update(self.info.to_dict())
+        return json.loads(json.dumps(data))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "metadata") -> ModelMetadata:
-        """Build from plain values, reporting missing, unknown-version or bad fields by name."""
+        """Build from plain (flat) values, reporting missing, unknown-version or bad fields."""
         if not isinstance(data, dict):
             raise MetadataError(
                 source, f"expected an object of metadata fields, got {type(data).__name__}"
@@ -102,17 +208,15 @@ class ModelMetadata:
                 f"model metadata version {version} is newer than this runtime supports "
                 f"({FORMAT_VERSION}); upgrade segkit",
             )
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        required = [n for n, f in names.items() if _is_required(f)]
-        missing = [n for n in required if n not in data]
+        fields = [f for f in dataclasses.fields(cls) if f.name != "info"]
+        fields += list(dataclasses.fields(ModelInfo))
+        missing = [f.name for f in fields if _is_required(f) and f.name not in data]
         if missing:
             raise MetadataError(source, f"metadata lacks {', '.join(missing)}")
-        values = {key: value for key, value in data.items() if key in names}
-        for key in ("input_size", "mean", "std"):
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
+        own = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in own and key != "info"}
         try:
-            return cls(**values)
+            return cls(info=ModelInfo.from_dict(data, source), **values)
         except MetadataError as err:
             raise MetadataError(source, err.problem) from None
 
@@ -177,42 +281,52 @@ def _is_required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _validate(meta: ModelMetadata, source: str) -> None:
-    def fail(problem: str) -> None:
-        raise MetadataError(source, problem)
-
+def _checker(record: Any, source: str):
     def check(name: str, ok: bool, expected: str) -> None:
         if not ok:
-            fail(f"bad {name} {getattr(meta, name)!r}: expected {expected}")
+            raise MetadataError(
+                source, f"bad {name} {getattr(record, name)!r}: expected {expected}"
+            )
 
+    return check
+
+
+def _validate_info(info: ModelInfo, source: str) -> None:
+    check = _checker(info, source)
+    check("num_classes", _is_int(info.num_classes) and info.num_classes >= 1, "an integer >= 1")
+    check(
+        "classes",
+        isinstance(info.classes, list) and all(isinstance(c, str) for c in info.classes),
+        "a list of class names",
+    )
+    check("input_size", _is_pair_of_positive_ints(info.input_size), "[height, width] in pixels")
+    check("mean", _is_numbers(info.mean), "a list of numbers")
+    check(
+        "std", _is_numbers(info.std) and all(s > 0 for s in info.std), "a list of positive numbers"
+    )
+    if len(info.mean) != len(info.std):
+        raise MetadataError(source, f"mean has {len(info.mean)} values but std has {len(info.std)}")
+    check(
+        "threshold",
+        _is_number(info.threshold) and 0.0 <= info.threshold <= 1.0,
+        "a number in [0, 1]",
+    )
+    check("color_order", info.color_order == COLOR_ORDER, repr(COLOR_ORDER))
+
+
+def _validate(meta: ModelMetadata, source: str) -> None:
+    check = _checker(meta, source)
     check("format", meta.format == FORMAT, repr(FORMAT))
+    check("info", isinstance(meta.info, ModelInfo), "a ModelInfo")
     check("project_version", isinstance(meta.project_version, str), "a string")
     check("arch", isinstance(meta.arch, str) and bool(meta.arch), "an architecture name")
     check("model_config", isinstance(meta.model_config, dict), "an object")
-    check("num_classes", _is_int(meta.num_classes) and meta.num_classes >= 1, "an integer >= 1")
-    check(
-        "classes",
-        isinstance(meta.classes, list) and all(isinstance(c, str) for c in meta.classes),
-        "a list of class names",
-    )
-    check("input_size", _is_pair_of_positive_ints(meta.input_size), "[height, width] in pixels")
-    check("mean", _is_numbers(meta.mean), "a list of numbers")
-    check(
-        "std", _is_numbers(meta.std) and all(s > 0 for s in meta.std), "a list of positive numbers"
-    )
-    if len(meta.mean) != len(meta.std):
-        fail(f"mean has {len(meta.mean)} values but std has {len(meta.std)}")
-    check(
-        "threshold",
-        _is_number(meta.threshold) and 0.0 <= meta.threshold <= 1.0,
-        "a number in [0, 1]",
-    )
     check("output_kind", meta.output_kind in OUTPUT_KINDS, " or ".join(OUTPUT_KINDS))
-    expected_kind = "sigmoid" if meta.num_classes == 1 else "softmax"
-    if meta.output_kind != expected_kind:
-        fail(
+    if meta.output_kind != meta.info.output_kind:
+        raise MetadataError(
+            source,
             f"output_kind {meta.output_kind!r} does not fit "
-            f"num_classes={meta.num_classes} ({expected_kind!r})"
+            f"num_classes={meta.num_classes} ({meta.info.output_kind!r})",
         )
     check(
         "metrics",
@@ -238,7 +352,6 @@ def _validate(meta: ModelMetadata, source: str) -> None:
         "opset", meta.opset is None or (_is_int(meta.opset) and meta.opset >= 1), "an opset number"
     )
     check("exporter", isinstance(meta.exporter, str), "a string")
-    check("color_order", meta.color_order == COLOR_ORDER, repr(COLOR_ORDER))
     check("input_name", meta.input_name == INPUT_NAME, repr(INPUT_NAME))
     check("output_name", meta.output_name == OUTPUT_NAME, repr(OUTPUT_NAME))
     check("engine", isinstance(meta.engine, dict), "an object")

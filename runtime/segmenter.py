@@ -74,7 +74,7 @@ class Segmenter:
         try:
             self.metadata: ModelMetadata = self.backend.metadata
             self.threshold = self._check_threshold(threshold)
-            self.input_size = self._check_input_size(input_size)
+            self.input_size = self.metadata.run_size(input_size, "input_size", self.backend.path)
         except ArgumentError:
             self.backend.close()
             raise
@@ -183,28 +183,6 @@ class Segmenter:
         if not _is_real(threshold) or not 0.0 <= threshold <= 1.0:
             raise ArgumentError("threshold", f"expected a number in [0, 1], got {threshold!r}")
         return float(threshold)
-
-    def _check_input_size(self, input_size: tuple[int, int] | None) -> tuple[int, int]:
-        meta = self.metadata
-        if input_size is None:
-            return tuple(meta.input_size)
-        if (
-            not isinstance(input_size, (tuple, list))
-            or len(input_size) != 2
-            or not all(_is_int(v) for v in input_size)
-        ):
-            raise ArgumentError("input_size", f"expected (height, width), got {input_size!r}")
-        if tuple(input_size) != tuple(meta.input_size) and not meta.dynamic_hw:
-            raise ArgumentError(
-                "input_size",
-                f"{self.backend.path} was exported for {meta.input_size[0]}x"
-                f"{meta.input_size[1]} only; export with --dynamic-hw to run at other sizes",
-            )
-        if min(input_size) < meta.stride:
-            raise ArgumentError(
-                "input_size", f"height and width must be at least {meta.stride}, got {input_size}"
-            )
-        return int(input_size[0]), int(input_size[1])
 
 
 def _name(inputs: Inputs, index: int) -> str:

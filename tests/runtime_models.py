@@ -32,6 +32,7 @@ def exported_model(
         import torch
 
         from export.onnx_export import export_onnx
+        from runtime.metadata import ModelInfo
         from trainer.checkpoint import build_checkpoint, save_checkpoint
         from trainer.models import create_model
 
@@ -43,11 +44,14 @@ def exported_model(
         classes = ["background", "foreground"] if num_classes == 1 else ["background", "a", "b"]
         ckpt = build_checkpoint(
             model,
-            classes=classes[: max(2, num_classes)],
-            input_size=(size, size),
-            mean=MEAN,
-            std=STD,
-            threshold=0.5,
+            info=ModelInfo(
+                num_classes=model.num_classes,
+                classes=classes[: max(2, num_classes)],
+                input_size=(size, size),
+                mean=MEAN,
+                std=STD,
+                threshold=0.5,
+            ),
             epoch=1,
             metrics={"dice": 0.5},
         )

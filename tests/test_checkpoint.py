@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from runtime.metadata import ModelInfo
 from trainer import create_model, list_models, load_model
 from trainer.checkpoint import (
     CheckpointError,
@@ -31,11 +32,14 @@ def tiny_model(name: str, **kw):
 def make_ckpt(model, epoch: int = 3) -> dict:
     return build_checkpoint(
         model,
-        classes=["background", "foreground"],
-        input_size=(32, 32),
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        threshold=0.5,
+        info=ModelInfo(
+            num_classes=model.num_classes,
+            classes=["background", "foreground"],
+            input_size=(32, 32),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            threshold=0.5,
+        ),
         epoch=epoch,
         metrics={"dice": 0.5, "iou": 0.4},
     )

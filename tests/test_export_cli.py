@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from export.cli import main
+from runtime.metadata import ModelInfo
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.models import create_model
 
@@ -26,11 +27,14 @@ def make_checkpoint(path: Path, seed: int = 0, **changes) -> Path:
     model = create_model("unet", width=4)
     ckpt = build_checkpoint(
         model,
-        classes=["background", "foreground"],
-        input_size=(SIZE, SIZE),
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        threshold=0.5,
+        info=ModelInfo(
+            num_classes=model.num_classes,
+            classes=["background", "foreground"],
+            input_size=(SIZE, SIZE),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            threshold=0.5,
+        ),
         epoch=3,
         metrics={"dice": 0.5},
     )

@@ -21,7 +21,7 @@ from export.onnx_export import (
 )
 from export.parity import check_parity
 from export.source import file_sha256
-from runtime.metadata import ModelMetadata
+from runtime.metadata import ModelInfo, ModelMetadata
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.models import create_model, list_models
 
@@ -35,11 +35,14 @@ def make_checkpoint(path: Path, arch: str = "unet", num_classes: int = 1, size: 
     classes = ["background", "foreground"] if num_classes == 1 else ["background", "a", "b"]
     ckpt = build_checkpoint(
         model,
-        classes=classes,
-        input_size=(size, size),
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        threshold=0.5,
+        info=ModelInfo(
+            num_classes=model.num_classes,
+            classes=classes,
+            input_size=(size, size),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            threshold=0.5,
+        ),
         epoch=7,
         metrics={"dice": 0.75, "iou": 0.6},
     )

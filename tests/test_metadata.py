@@ -19,6 +19,8 @@ from runtime.metadata import (
 
 def sample(**changes) -> ModelMetadata:
     fields = {
+        "format": "segkit.model",
+        "format_version": FORMAT_VERSION,
         "project_version": "0.1.0",
         "arch": "unet",
         "model_config": {"in_channels": 3, "num_classes": 1, "width": 4},
@@ -36,7 +38,7 @@ def sample(**changes) -> ModelMetadata:
         "exporter": "dynamo",
     }
     fields.update(changes)
-    return ModelMetadata(**fields)
+    return ModelMetadata.from_dict(fields)
 
 
 def test_props_round_trip_is_exact():

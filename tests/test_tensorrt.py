@@ -19,8 +19,9 @@ from fake_tensorrt import fake_tensorrt, needs_gpu
 from export.cli import main
 from export.errors import ExportError
 from export.onnx_export import export_onnx
-from export.tensorrt_build import build_engine, parse_range
-from runtime.metadata import ModelMetadata, sidecar_path
+from export.params import parse_range
+from export.tensorrt_build import build_engine
+from runtime.metadata import ModelInfo, ModelMetadata, sidecar_path
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.models import create_model
 
@@ -31,11 +32,14 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
     torch.manual_seed(0)
     ckpt = build_checkpoint(
         create_model("unet", width=4),
-        classes=["background", "foreground"],
-        input_size=(64, 64),
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        threshold=0.5,
+        info=ModelInfo(
+            num_classes=1,
+            classes=["background", "foreground"],
+            input_size=(64, 64),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            threshold=0.5,
+        ),
         epoch=1,
         metrics={"dice": 0.5},
     )

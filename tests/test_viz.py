@@ -12,8 +12,7 @@ from torchvision.transforms.v2 import functional as F
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.cli import main
 from trainer.config import TrainConfig
-from trainer.data import resolve_splits
-from trainer.data.images import read_image
+from trainer.data import read_image, resolve_splits
 from trainer.fit import fit
 from trainer.viz import (
     GREEN,

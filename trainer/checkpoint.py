@@ -1,10 +1,12 @@
 """Self-describing checkpoints: plain dicts that `torch.load(weights_only=True)` reads.
 
 A checkpoint holds everything needed to rebuild and use the model without the code that
-trained it: the architecture name and its constructor config, the classes, the input size,
-the normalization, the decision threshold, the epoch and validation metrics, and the model
-weights. Checkpoints written during training also carry the optimizer, scheduler, grad
-scaler and RNG state so `--resume` continues exactly where the run stopped.
+trained it: the architecture name and its constructor config, the model's `ModelInfo` (the
+classes, the input size, the normalization and colour order, the decision threshold; its
+fields sit at the top level of the dict), the epoch and validation metrics, and the model
+weights. `load_checkpoint` validates the record as strictly as an exported model's metadata.
+Checkpoints written during training also carry the optimizer, scheduler, grad scaler and RNG
+state so `--resume` continues exactly where the run stopped.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from runtime.errors import SegkitError
+from runtime.io import atomic_write
+from runtime.metadata import ModelInfo
 from trainer import __version__
-from trainer.io import atomic_write
-from trainer.models import SegmentationModel, create_model, list_models
+from trainer.models import SegmentationModel, create_model, list_models, model_spec
 
 FORMAT = "segkit.checkpoint"
 FORMAT_VERSION = 1
@@ -45,13 +49,8 @@ REQUIRED_KEYS = (
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SegkitError, ValueError):
     """A file is not a usable checkpoint; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -77,32 +76,27 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def build_checkpoint(
     model: nn.Module,
     *,
-    classes: list[str],
-    input_size: tuple[int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    threshold: float,
+    info: ModelInfo,
     epoch: int,
     metrics: dict[str, float],
     train_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A checkpoint dict for `model`; `train_state` (optimizer etc.) is added for resuming."""
+    """A checkpoint dict for `model` and its `info`; `train_state` (optimizer etc.) is added
+    for resuming."""
     inner = unwrap_model(model)
     if not isinstance(inner, SegmentationModel):
         raise TypeError(f"expected a SegmentationModel, got {type(inner).__name__}")
+    if info.num_classes != inner.num_classes:
+        raise ValueError(
+            f"info has {info.num_classes} output classes but the model {inner.num_classes}"
+        )
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "project_version": __version__,
         "arch": inner.arch,
         "model_config": dict(inner.config),
-        "classes": list(classes),
-        "num_classes": int(inner.num_classes),
-        "input_size": [int(input_size[0]), int(input_size[1])],
-        "mean": [float(m) for m in mean],
-        "std": [float(s) for s in std],
-        "color_order": "RGB",
-        "threshold": float(threshold),
+        **info.to_dict(),
         "epoch": int(epoch),
         "metrics": {k: float(v) for k, v in metrics.items()},
         "model": clean_state_dict(inner.state_dict()),
@@ -150,11 +144,41 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [key for key in REQUIRED_KEYS if key not in ckpt]
     if missing:
         raise CheckpointError(path, f"checkpoint lacks {', '.join(missing)}")
+    _check_fields(ckpt, path)
+    return ckpt
+
+
+def info_of(ckpt: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> ModelInfo:
+    """The `ModelInfo` a checkpoint stores, validated (`MetadataError` naming `path`)."""
+    return ModelInfo.from_dict(ckpt, os.fspath(path))
+
+
+def _check_fields(ckpt: dict[str, Any], path: Path) -> None:
+    """The same checks an exported model's metadata gets: types, ranges, known names."""
     if ckpt["arch"] not in list_models():
         raise CheckpointError(
             path, f"unknown architecture {ckpt['arch']!r}; known: {', '.join(list_models())}"
         )
-    return ckpt
+    info = info_of(ckpt, path)
+    config = ckpt["model_config"]
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise CheckpointError(path, f"bad model_config {config!r}: expected an object")
+    if config.get("num_classes", info.num_classes) != info.num_classes:
+        raise CheckpointError(
+            path,
+            f"model_config has num_classes={config['num_classes']} but the checkpoint "
+            f"{info.num_classes}",
+        )
+    epoch = ckpt["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise CheckpointError(path, f"bad epoch {epoch!r}: expected an integer >= 0")
+    metrics = ckpt["metrics"]
+    if not isinstance(metrics, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
+    ):
+        raise CheckpointError(path, f"bad metrics {metrics!r}: expected an object of numbers")
+    if not isinstance(ckpt["model"], dict):
+        raise CheckpointError(path, "bad model: expected a state dict of tensors")
 
 
 def model_from_checkpoint(
@@ -162,7 +186,7 @@ def model_from_checkpoint(
 ) -> SegmentationModel:
     """Rebuild the model of a loaded checkpoint dict and load its weights strictly."""
     config = dict(ckpt["model_config"])
-    if "encoder_weights" in config:
+    if model_spec(ckpt["arch"]).pretrained_encoder:
         config["encoder_weights"] = "none"  # the state dict carries the encoder weights
     try:
         model = create_model(ckpt["arch"], **config)

@@ -1,37 +1,57 @@
-"""`segtrain`: train (`fit`), evaluate and list U-Net models."""
+"""`segtrain`: train (`fit`), evaluate and list U-Net models, run studies, draw pictures.
+
+Importing this module does not import torch: each command imports what it needs. Option
+choices and defaults come from `trainer.config` (the `TrainConfig` dataclass and its choice
+lists), so the command line and the Python API cannot disagree.
+"""
 
 from __future__ import annotations
 
-import errno
 import json
 import sys
 
 import click
 from click.core import ParameterSource
 
+from runtime.cli_errors import CONTEXT_SETTINGS, SegkitGroup
+from runtime.errors import EXIT_INTERRUPTED, ArgumentError
 from trainer import __version__
-from trainer.config import TrainConfig
+from trainer.config import (
+    AUG_PRESETS,
+    BAD_SAMPLE_MODES,
+    LOSSES,
+    LR_SCALINGS,
+    PRECISIONS,
+    TrainConfig,
+)
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+default = TrainConfig.default  # an option's default is its TrainConfig field's
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+class Architecture(click.ParamType):
+    """A registered architecture name; checked against the registry only when used (torch)."""
 
+    name = "arch"
 
-def _os_error_message(err: OSError) -> str:
-    """`<file>: <problem>` for an OSError, with a hint for a full disk."""
-    where = f"{err.filename}: " if err.filename else ""
-    problem = (err.strerror or str(err)).lower() if err.errno else str(err)
-    if err.errno == errno.ENOSPC:
-        problem += (
-            " (files written before are intact; free some space, then continue the run "
-            "with --resume)"
+    def convert(self, value, param, ctx):
+        import difflib
+
+        from trainer.models import list_models
+
+        known = list_models()
+        if value in known:
+            return value
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        self.fail(
+            f"unknown architecture {value!r}.{hint} Available: {', '.join(known)}", param, ctx
         )
-    return where + problem
+
+
+class TrainerGroup(SegkitGroup):
+    """segtrain's errors: one line; a full disk during a run says how to continue it."""
+
+    full_disk_hint = "free some space, then continue the run with --resume"
 
 
 def _command_line(ctx: click.Context, options: dict) -> list[str]:
@@ -64,7 +84,7 @@ def _parse_classes(ctx, param, value: str | None) -> list[str] | None:
     return names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=TrainerGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="segtrain")
 def main() -> None:
     """Train and evaluate U-Net segmentation models."""
@@ -85,7 +105,7 @@ def main() -> None:
     default=None,
     help="Folder holding the labelme .json files when they are not beside the images.",
 )
-@click.option("--arch", default="unet", help="Architecture (see `segtrain models`).")
+@click.option("--arch", type=Architecture(), default=default("arch"), help="See `segtrain models`.")
 @click.option(
     "--width",
     type=click.IntRange(min=1),
@@ -122,18 +142,20 @@ def main() -> None:
     help="Learning rate of a pretrained encoder. [default: 1e-5, or --lr/10 when --lr is set; "
     "--lr with --encoder-weights none]",
 )
-@click.option("--loss", default="combined", help="bce, dice, combined or focal_tversky.")
+@click.option("--loss", type=click.Choice(LOSSES), default=default("loss"), help="Training loss.")
 @click.option(
     "--dice-weight",
     type=click.FloatRange(0, 1),
-    default=0.7,
+    default=default("dice_weight"),
     help="alpha of the combined loss: alpha*Dice + (1-alpha)*BCE.",
 )
-@click.option("--aug", default="standard", help="Augmentation preset: plain, standard or crop.")
+@click.option(
+    "--aug", type=click.Choice(AUG_PRESETS), default=default("aug"), help="Augmentation preset."
+)
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-    default="auto",
+    type=click.Choice(PRECISIONS),
+    default=default("precision"),
     help="auto: fp16 autocast + GradScaler on CUDA, fp32 on the CPU.",
 )
 @click.option(
@@ -167,17 +189,22 @@ def main() -> None:
 @click.option(
     "--save-every",
     type=click.IntRange(min=0),
-    default=10,
+    default=default("save_every"),
     help="Also keep epoch_N.pth every K epochs (0: never).",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
-    default=15,
+    default=default("patience"),
     help="Early stopping: epochs without a better validation Dice.",
 )
-@click.option("--seed", type=int, default=0, help="Random seed (splits, shuffling, augmentation).")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--seed",
+    type=int,
+    default=default("seed"),
+    help="Random seed (splits, shuffling, augmentation).",
+)
+@click.option("--device", default=default("device"), help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
@@ -186,20 +213,20 @@ def main() -> None:
 )
 @click.option(
     "--on-bad-sample",
-    type=click.Choice(["skip", "error"]),
-    default="skip",
+    type=click.Choice(BAD_SAMPLE_MODES),
+    default=default("on_bad_sample"),
     help="skip: warn and skip unusable samples (counted in the summary); error: stop.",
 )
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
+    default=default("val_fraction"),
     help="Validation share when --data has no train/test split.",
 )
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=default("threshold"),
     help="Probability threshold for binary masks (stored in the checkpoint).",
 )
 @click.option(
@@ -212,8 +239,8 @@ def main() -> None:
 @click.option("--sync-bn", is_flag=True, help="Distributed runs: synchronize BatchNorm statistics.")
 @click.option(
     "--lr-scaling",
-    type=click.Choice(["linear", "none"]),
-    default="linear",
+    type=click.Choice(LR_SCALINGS),
+    default=default("lr_scaling"),
     help="Distributed runs: linear multiplies --lr (and --encoder-lr) by the number of "
     "processes, whose combined batch is N x --batch-size.",
 )
@@ -226,36 +253,14 @@ def fit(ctx: click.Context, quiet: bool, devices: int, **options) -> None:
 
         argv = ["fit", *_command_line(ctx, options), *(["--quiet"] if quiet else [])]
         sys.exit(launch(devices, argv))
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
-    from trainer.engine import TrainingDiverged
-    from trainer.fit import ResumeError
     from trainer.fit import fit as run_fit
-    from trainer.models import list_models
 
-    if options["arch"] not in list_models():
-        import difflib
-
-        close = difflib.get_close_matches(options["arch"], list_models(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        _fail(
-            f"--arch: unknown architecture {options['arch']!r}.{hint} "
-            f"Available: {', '.join(list_models())}"
-        )
     given = {
         name: value
         for name, value in options.items()
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
     }
-    cfg = TrainConfig(**options)
-    try:
-        result = run_fit(cfg, given=given, progress=not quiet)
-    except (DataError, ResumeError, CheckpointError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    except TrainingDiverged as err:
-        _fail(str(err), code=EXIT_FAILED)
-    except OSError as err:  # a full disk or an unwritable run folder while training
-        _fail(_os_error_message(err), code=EXIT_FAILED)
+    result = run_fit(TrainConfig(**options), given=given, progress=not quiet)
     if result.main_process:
         click.echo(result.summary())
     if result.interrupted:
@@ -305,15 +310,9 @@ def fit(ctx: click.Context, quiet: bool, devices: int, **options) -> None:
 )
 def evaluate(**options) -> None:
     """Print the metrics (acc, dice, iou, map) of a checkpoint on a dataset split as JSON."""
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
     from trainer.evaluate import evaluate_checkpoint
 
-    try:
-        results = evaluate_checkpoint(**options)
-    except (DataError, CheckpointError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    click.echo(json.dumps(results, indent=2))
+    click.echo(json.dumps(evaluate_checkpoint(**options), indent=2))
 
 
 @main.command("models")
@@ -351,12 +350,8 @@ def experiment(study: str, out: str, weights: str | None, variants: str | None, 
     """Train a study's variants one after another (resumable); write results.csv and a chart."""
     from pathlib import Path
 
-    from trainer.checkpoint import CheckpointError
-    from trainer.config import TrainConfig
-    from trainer.data import DataError
     from trainer.data.sample import default_sample_dir, make_sample_dataset
     from trainer.experiments import run_study, study_variants
-    from trainer.fit import ResumeError
 
     encoder_weights = options.pop("encoder_weights")
     if options["save_every"] is None:
@@ -366,7 +361,9 @@ def experiment(study: str, out: str, weights: str | None, variants: str | None, 
     try:
         dice_weights = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
-        _fail(f"--weights: not a comma-separated list of numbers: {weights}")
+        raise ArgumentError(
+            "--weights", f"not a comma-separated list of numbers: {weights}"
+        ) from None
     configs = study_variants(
         study, TrainConfig(**options), dice_weights, encoder_weights, log=click.echo
     )
@@ -374,12 +371,11 @@ def experiment(study: str, out: str, weights: str | None, variants: str | None, 
         chosen = variants.split(",")
         unknown = [v for v in chosen if v not in configs]
         if unknown:
-            _fail(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(configs)}")
+            raise ArgumentError(
+                "--variants", f"unknown {', '.join(unknown)}; known: {', '.join(configs)}"
+            )
         configs = {name: configs[name] for name in chosen}
-    try:
-        run_study(configs, Path(out), log=click.echo)
-    except (DataError, ResumeError, CheckpointError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    run_study(configs, Path(out), log=click.echo)
 
 
 @main.group("plot")
@@ -396,10 +392,7 @@ def plot_curves_command(runs: tuple[str, ...], out: str) -> None:
 
     from trainer.plots import plot_curves
 
-    try:
-        plot_curves([Path(r) for r in runs], Path(out))
-    except FileNotFoundError as err:
-        _fail(str(err))
+    plot_curves([Path(r) for r in runs], Path(out))
     click.echo(out)
 
 
@@ -436,18 +429,11 @@ def _picture_options(function):
 
 def _draw(function, *args, **kwargs) -> None:
     """Run a picture function; bad checkpoints, data or options end in one error line."""
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
     from trainer.data.sample import default_sample_dir, make_sample_dataset
 
-    try:
-        if kwargs.get("data") is None:
-            kwargs["data"] = str(make_sample_dataset(default_sample_dir()))
-        click.echo(function(*args, **kwargs))
-    except (CheckpointError, DataError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    except OSError as err:
-        _fail(_os_error_message(err), EXIT_FAILED)
+    if kwargs.get("data") is None:
+        kwargs["data"] = str(make_sample_dataset(default_sample_dir()))
+    click.echo(function(*args, **kwargs))
 
 
 @plot.command("compare")

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from runtime.errors import ArgumentError
+from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
+
+# The choices of the options: click's choices and every check read them from here.
+LOSSES = ("bce", "dice", "combined", "focal_tversky")
+AUG_PRESETS = ("plain", "standard", "crop")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+LR_SCALINGS = ("linear", "none")
+BAD_SAMPLE_MODES = ("skip", "error")
+
+# Keys of earlier versions' config.json that no longer mean anything (read and dropped).
+LEGACY_KEYS = frozenset({"extra"})
 
 # Options that may change between a run and its `--resume` without making it another run.
 RESUMABLE_CHANGES = frozenset(
@@ -56,7 +70,6 @@ class TrainConfig:
     threshold: float = 0.5
     sync_bn: bool = False
     lr_scaling: str = "linear"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uses_sample_data(self) -> bool:
@@ -64,7 +77,10 @@ class TrainConfig:
 
     @property
     def has_pretrained_encoder(self) -> bool:
-        return self.arch.startswith("pretrained_")
+        """Whether the architecture's encoder can start from pretrained (ImageNet) weights."""
+        from trainer.models import model_spec  # the registry imports torch: only when asked
+
+        return model_spec(self.arch).pretrained_encoder
 
     def resolved(self) -> TrainConfig:
         """A copy with every `None` default filled in (data-dependent and arch-dependent)."""
@@ -88,17 +104,31 @@ class TrainConfig:
         return cfg
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `create_model`; `None` values are dropped by the registry."""
-        kwargs: dict[str, Any] = {
+        """Keyword arguments for `create_model`: those of the options its factory takes
+        (`None` values are dropped by the registry, so the model keeps its own default)."""
+        from trainer.models import model_spec
+
+        spec = model_spec(self.arch)
+        options = {
             "in_channels": 3,
             "num_classes": self.num_classes,
             "width": self.width,
+            "encoder": self.encoder,
+            "encoder_weights": self.encoder_weights,
         }
-        if self.has_pretrained_encoder:
-            kwargs["encoder"] = self.encoder
-            kwargs["encoder_weights"] = self.encoder_weights
-        kwargs.update(self.extra)
-        return kwargs
+        return {key: value for key, value in options.items() if spec.accepts(key)}
+
+    def model_info(self) -> ModelInfo:
+        """The trained model's `ModelInfo`: classes, input size, ImageNet normalization, RGB,
+        threshold (resolve the config first)."""
+        return ModelInfo(
+            num_classes=self.num_classes,
+            classes=self.class_names,
+            input_size=(self.img_size, self.img_size),
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            threshold=self.threshold,
+        )
 
     @property
     def num_classes(self) -> int:
@@ -117,18 +147,33 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """A config from plain values; an unknown key is refused with the closest names."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = {k: v for k, v in data.items() if k not in LEGACY_KEYS}
+        unknown = [key for key in values if key not in names]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, names, n=2)
+                similar = f" (similar: {', '.join(close)})" if close else ""
+                hints.append(f"{key!r}{similar}")
+            raise ArgumentError(source, f"unknown option {', '.join(hints)}")
+        return cls(**values)
 
     def save(self, path: Path) -> None:
-        from trainer.io import atomic_write_text
+        from runtime.io import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of option `name`, for the command line to show and use."""
+        return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
 
 def config_differences(saved: TrainConfig, given: dict[str, Any]) -> list[str]:

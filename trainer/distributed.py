@@ -18,8 +18,6 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-LR_SCALINGS = ("linear", "none")
-
 
 @dataclass(frozen=True)
 class DistContext:
@@ -73,11 +71,6 @@ def broadcast_object(value, ctx: DistContext):
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
 
 
 def shutdown(ctx: DistContext) -> None:

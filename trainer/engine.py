@@ -12,12 +12,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from runtime.errors import EXIT_FAILED, SegkitError
 from trainer.metrics import SegmentationMetrics
 from trainer.precision import Precision
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SegkitError, RuntimeError):
     """The loss became NaN or infinite outside of a GradScaler-handled fp16 overflow."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass
@@ -73,8 +76,9 @@ def train_one_epoch(
         if not torch.isfinite(loss):
             if not precision.uses_scaler:
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch}, step {step}; "
-                    "lower --lr, check the data, or try --precision fp32"
+                    "loss",
+                    f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
+                    "lower --lr, check the data, or try --precision fp32",
                 )
             skipped += 1  # fp16 overflow: GradScaler skips this step and lowers its scale
         optimizer.zero_grad(set_to_none=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from runtime.errors import ArgumentError
+from trainer.checkpoint import info_of, load_checkpoint, model_from_checkpoint
 from trainer.data import SegmentationDataset, build_transform, resolve_splits
 from trainer.data.discover import Sample
 from trainer.engine import evaluate
@@ -29,20 +30,21 @@ def evaluate_checkpoint(
     """Metrics of the checkpoint on `split` (see `split_samples`), at the checkpoint's input
     size unless given."""
     checkpoint = load_checkpoint(ckpt)
+    info = info_of(checkpoint, ckpt)
     model = model_from_checkpoint(checkpoint, ckpt)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
-    size = (img_size, img_size) if img_size else tuple(checkpoint["input_size"])
+    size = (img_size, img_size) if img_size else info.input_size
     dataset = SegmentationDataset(
         split_samples(checkpoint, data, split, annotations, val_fraction, seed),
-        build_transform("plain", size, train=False),
+        build_transform("plain", size, train=False, mean=info.mean, std=info.std),
         class_map=class_map_of(checkpoint),
         on_bad_sample="skip",
     )
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     metrics = SegmentationMetrics(
-        num_classes=checkpoint["num_classes"],
-        threshold=checkpoint["threshold"] if threshold is None else threshold,
+        num_classes=info.num_classes,
+        threshold=info.threshold if threshold is None else threshold,
     )
     precision = resolve_precision("fp32", torch_device)
     results = evaluate(model, loader, None, metrics, precision, torch_device)
@@ -58,9 +60,10 @@ def evaluate_checkpoint(
 
 def class_map_of(checkpoint: dict) -> dict[str, int] | None:
     """The label -> class id map the checkpoint was trained with (None: binary)."""
-    if checkpoint["num_classes"] == 1:
+    info = info_of(checkpoint)
+    if info.binary:
         return None
-    return {name: i for i, name in enumerate(checkpoint["classes"]) if i}
+    return {name: i for i, name in enumerate(info.classes) if i}
 
 
 def split_samples(
@@ -85,5 +88,5 @@ def split_samples(
         annotations=annotations,
     )
     if split not in splits:
-        raise ValueError(f"--split: expected one of {', '.join(splits)}, got {split!r}")
+        raise ArgumentError("--split", f"expected one of {', '.join(splits)}, got {split!r}")
     return splits[split]

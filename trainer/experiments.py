@@ -14,20 +14,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from trainer.config import TrainConfig
+from runtime.errors import ArgumentError
+from trainer.config import AUG_PRESETS, TrainConfig
 
 RESULT_COLUMNS = ("variant", "weights", "epoch", "loss", "acc", "dice", "iou", "map", "seconds")
-ARCHITECTURES = (
-    "unet",
-    "unet_pp",
-    "attention_unet",
-    "r2unet",
-    "attention_r2unet",
-    "pretrained_attention_r2unet",
-)
-AUGMENTATIONS = ("plain", "standard", "crop")
 DICE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
-ENCODERS = ("resnet18", "resnet34", "resnet50")
+ENCODER_BASELINE = "attention_r2unet"  # the encoders study's from-scratch reference
 
 
 def _weights_for(encoder: str, encoder_weights: str, log: Callable[[str], None]) -> str:
@@ -57,30 +49,40 @@ def study_variants(
     With `encoder_weights="auto"` each pretrained encoder gets "imagenet" when its weights can
     be loaded and "none" otherwise (logged); the results' `weights` column records which.
     """
+    from trainer.models import list_models, model_spec
+    from trainer.models.encoders import RESNET_ENCODERS
+
     replace = dataclasses.replace
     if study == "architectures":
-        variants = {arch: replace(base, arch=arch) for arch in ARCHITECTURES}
-        enc = _weights_for("resnet34", encoder_weights, log)
-        variants[ARCHITECTURES[-1]] = replace(
-            base, arch=ARCHITECTURES[-1], encoder="resnet34", encoder_weights=enc
-        )
+        variants = {}
+        for arch in list_models():
+            spec = model_spec(arch)
+            if spec.pretrained_encoder:
+                encoder = spec.default("encoder")
+                weights_of = _weights_for(encoder, encoder_weights, log)
+                variants[arch] = replace(
+                    base, arch=arch, encoder=encoder, encoder_weights=weights_of
+                )
+            else:
+                variants[arch] = replace(base, arch=arch)
         return variants
     if study == "augmentations":
-        return {aug: replace(base, aug=aug) for aug in AUGMENTATIONS}
+        return {aug: replace(base, aug=aug) for aug in AUG_PRESETS}
     if study == "loss-weights":
         chosen = DICE_WEIGHTS if weights is None else weights
         return {f"dice_{w:.1f}": replace(base, loss="combined", dice_weight=w) for w in chosen}
     if study == "encoders":
-        variants = {"attention_r2unet": replace(base, arch="attention_r2unet")}
-        for name in ENCODERS:
-            variants[name] = replace(
-                base,
-                arch="pretrained_attention_r2unet",
-                encoder=name,
-                encoder_weights=_weights_for(name, encoder_weights, log),
-            )
+        variants = {ENCODER_BASELINE: replace(base, arch=ENCODER_BASELINE)}
+        for arch in (a for a in list_models() if model_spec(a).pretrained_encoder):
+            for name in RESNET_ENCODERS:
+                variants[name] = replace(
+                    base,
+                    arch=arch,
+                    encoder=name,
+                    encoder_weights=_weights_for(name, encoder_weights, log),
+                )
         return variants
-    raise ValueError(f"study: unknown study {study!r}; choose one of {', '.join(STUDIES)}")
+    raise ArgumentError("study", f"unknown study {study!r}; choose one of {', '.join(STUDIES)}")
 
 
 STUDIES = ("architectures", "augmentations", "loss-weights", "encoders")
@@ -147,7 +149,7 @@ def collect_results(variants: dict[str, TrainConfig], out: Path) -> list[dict]:
 
 
 def write_results_csv(rows: list[dict], path: Path) -> None:
-    from trainer.io import atomic_write_text
+    from runtime.io import atomic_write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
@@ -181,14 +183,12 @@ def plot_study(rows: list[dict], out_png: Path) -> Path:
     """Val Dice per epoch per variant, and each variant's best mAP as a bar."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from trainer.figures import new_figure, save_figure
 
-    from trainer.io import atomic_open
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = new_figure(11, 4)
+    left, right = fig.subplots(1, 2)
     names = list(dict.fromkeys(r["variant"] for r in rows))
-    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     for i, name in enumerate(names):
         mine = [r for r in rows if r["variant"] == name]
         epochs, dice = [r["epoch"] for r in mine], [r["dice"] for r in mine]
@@ -205,9 +205,7 @@ def plot_study(rows: list[dict], out_png: Path) -> Path:
         right.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
     right.set(title="best mAP")
     right.tick_params(axis="x", labelsize=7)
-    plt.setp(right.get_xticklabels(), rotation=30, ha="right")
+    for label in right.get_xticklabels():
+        label.set(rotation=30, ha="right")
     fig.tight_layout()
-    with atomic_open(out_png, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)

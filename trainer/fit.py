@@ -23,11 +23,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from runtime.errors import SegkitError
+from runtime.io import remove_stale_temporaries
+from runtime.metadata import ModelInfo
 from trainer.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, config_differences
 from trainer.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     SegmentationDataset,
     build_transform,
     default_sample_dir,
@@ -45,7 +46,6 @@ from trainer.distributed import (
 )
 from trainer.engine import EpochStats, evaluate, train_one_epoch
 from trainer.interrupts import SigintLatch
-from trainer.io import remove_stale_temporaries
 from trainer.losses import build_loss
 from trainer.metrics import SegmentationMetrics
 from trainer.models import create_model
@@ -57,7 +57,7 @@ SCHEDULER_PATIENCE = 5
 SCHEDULER_FACTOR = 0.5
 
 
-class ResumeError(ValueError):
+class ResumeError(SegkitError, ValueError):
     """`--resume` cannot continue the run in `--out` (missing files or a different config)."""
 
 
@@ -116,24 +116,24 @@ def prepare_run(
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.arch)
         if (run_dir / "last.pth").exists():
             raise ResumeError(
-                f"{run_dir}: holds a run already; continue it with --resume, "
-                "or choose another --out"
+                run_dir, "holds a run already; continue it with --resume, or choose another --out"
             )
         return cfg.resolved(), run_dir, None
     if not cfg.out:
-        raise ResumeError("--resume needs --out RUN_DIR, the folder of the run to continue")
+        raise ResumeError("--resume", "needs --out RUN_DIR, the folder of the run to continue")
     run_dir = Path(cfg.out)
     last = run_dir / "last.pth"
     config_path = run_dir / "config.json"
     if not last.is_file() or not config_path.is_file():
-        raise ResumeError(f"{run_dir}: nothing to resume (needs last.pth and config.json)")
+        raise ResumeError(run_dir, "nothing to resume (needs last.pth and config.json)")
     saved = TrainConfig.load(config_path)
     diffs = config_differences(saved, given or {})
     if diffs and not cfg.force:
         raise ResumeError(
-            f"{config_path}: the command line differs from the run being resumed:\n  "
+            config_path,
+            "the command line differs from the run being resumed:\n  "
             + "\n  ".join(diffs)
-            + "\nrepeat the run's options, or pass --force to accept the new ones"
+            + "\nrepeat the run's options, or pass --force to accept the new ones",
         )
     merged = saved.to_dict()
     for key, value in (given or {}).items():
@@ -145,8 +145,10 @@ def prepare_run(
 
 
 def build_data(
-    cfg: TrainConfig, seed: int
+    cfg: TrainConfig, info: ModelInfo
 ) -> tuple[SegmentationDataset, SegmentationDataset, list]:
+    """The training and validation sets of `cfg`, transformed at `info`'s size and
+    normalization, and the samples skipped on the way."""
     if cfg.uses_sample_data:
         data_dir = make_sample_dataset(default_sample_dir())
     else:
@@ -154,20 +156,20 @@ def build_data(
     splits, problems = resolve_splits(
         data_dir,
         val_fraction=cfg.val_fraction,
-        seed=seed,
+        seed=cfg.seed,
         annotations=cfg.annotations,
         on_missing=cfg.on_bad_sample,
     )
-    size = (cfg.img_size, cfg.img_size)
+    size, norm = info.input_size, {"mean": info.mean, "std": info.std}
     train = SegmentationDataset(
         splits["train"],
-        build_transform(cfg.aug, size, train=True),
+        build_transform(cfg.aug, size, train=True, **norm),
         class_map=cfg.class_map,
         on_bad_sample=cfg.on_bad_sample,
     )
     val = SegmentationDataset(
         splits["val"],
-        build_transform("plain", size, train=False),
+        build_transform("plain", size, train=False, **norm),
         class_map=cfg.class_map,
         on_bad_sample=cfg.on_bad_sample,
     )
@@ -205,7 +207,8 @@ def _fit(
     channels_last = device.type == "cuda"
     seed_everything(cfg.seed)
 
-    train_ds, val_ds, skipped = build_data(cfg, cfg.seed)
+    info = cfg.model_info()
+    train_ds, val_ds, skipped = build_data(cfg, info)
     workers = cfg.workers if cfg.workers is not None else _default_workers(device)
     sampler_gen = torch.Generator()
     loader_kw = {
@@ -257,13 +260,6 @@ def _fit(
         model = DistributedDataParallel(model, device_ids=device_ids)
     reduce = all_reduce_sum if ctx.enabled else None
 
-    ckpt_info = {
-        "classes": cfg.class_names,
-        "input_size": (cfg.img_size, cfg.img_size),
-        "mean": IMAGENET_MEAN,
-        "std": IMAGENET_STD,
-        "threshold": cfg.threshold,
-    }
     result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
     result.main_process = ctx.is_main
     epoch = first_epoch
@@ -299,7 +295,7 @@ def _fit(
                     optimizer, scheduler, scaler, cfg, best_epoch, best_metrics
                 )
                 ckpt = build_checkpoint(
-                    model, epoch=epoch, metrics=val, train_state=train_state, **ckpt_info
+                    model, info=info, epoch=epoch, metrics=val, train_state=train_state
                 )
                 save_checkpoint(ckpt, run_dir / "last.pth")
                 if improved:
@@ -385,7 +381,7 @@ def _restore(ckpt: dict, model, optimizer, scheduler, scaler) -> tuple[int, int,
 
 
 def _write_summary(run_dir: Path, result: FitResult) -> None:
-    from trainer.io import atomic_write_text
+    from runtime.io import atomic_write_text
 
     summary = {
         "epochs_done": result.epochs_done,

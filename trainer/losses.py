@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.config import LOSSES
+
 Logits = Tensor | list[Tensor] | tuple[Tensor, ...]
 
-LOSSES = ("bce", "dice", "combined", "focal_tversky")
 
 _MIN_TVERSKY_GAP = 1e-6  # keeps the gradient of (1 - TI) ** gamma finite at TI == 1
 

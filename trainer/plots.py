@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from trainer.io import atomic_open  # noqa: E402
-from trainer.runlog import read_metrics_csv  # noqa: E402
+from runtime.errors import NotFoundError
+from trainer.figures import new_figure, save_figure
+from trainer.runlog import read_metrics_csv
 
 PANELS = (
     ("loss", ("train_loss", "val_loss")),
@@ -27,7 +23,8 @@ def plot_curves(runs: Sequence[Path | tuple[str, list[dict]]], out_png: Path) ->
     Each run is a folder (or metrics.csv path) or a `(label, rows)` pair.
     """
     series = [_load(run) for run in runs]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
+    fig = new_figure(4.2 * len(PANELS), 3.4)
+    axes = fig.subplots(1, len(PANELS))
     for ax, (title, columns) in zip(axes, PANELS, strict=True):
         for label, rows in series:
             epochs = [r["epoch"] for r in rows]
@@ -41,10 +38,7 @@ def plot_curves(runs: Sequence[Path | tuple[str, list[dict]]], out_png: Path) ->
             ax.set_yscale("log")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_open(out_png, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)
 
 
 def _load(run: Path | tuple[str, list[dict]]) -> tuple[str, list[dict]]:
@@ -53,5 +47,5 @@ def _load(run: Path | tuple[str, list[dict]]) -> tuple[str, list[dict]]:
     path = Path(run)
     csv_path = path / "metrics.csv" if path.is_dir() else path
     if not csv_path.is_file():
-        raise FileNotFoundError(f"{csv_path}: no metrics.csv")
+        raise NotFoundError(csv_path, "no metrics.csv")
     return (csv_path.parent.name, read_metrics_csv(csv_path))

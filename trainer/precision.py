@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+from runtime.errors import ArgumentError
+from trainer.config import PRECISIONS
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -17,20 +18,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(
-            f"--device: {name!r} is not a device (use auto, cpu, cuda or cuda:N)"
+        raise ArgumentError(
+            "--device", f": {name!r} is not a device (use auto, cpu, cuda or cuda:N)"
         ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {name}: CUDA is not available on this machine (use --device cpu)"
+        raise ArgumentError(
+            "--device", f" {name}: CUDA is not available on this machine (use --device cpu)"
         )
     if (
         device.type == "cuda"
         and device.index is not None
         and device.index >= torch.cuda.device_count()
     ):
-        raise ValueError(
-            f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present"
+        raise ArgumentError(
+            "--device", f" {name}: only {torch.cuda.device_count()} CUDA device(s) present"
         )
     return device
 
@@ -59,15 +60,17 @@ class Precision:
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """`auto` = fp16 autocast with GradScaler on CUDA, fp32 on the CPU."""
     if name not in PRECISIONS:
-        raise ValueError(f"--precision: {name!r} is not one of {', '.join(PRECISIONS)}")
+        raise ArgumentError("--precision", f"{name!r} is not one of {', '.join(PRECISIONS)}")
     if name == "auto":
         name = "fp16" if device.type == "cuda" else "fp32"
     if name == "fp32":
         return Precision("fp32", device.type, None)
     if name == "fp16":
         if device.type != "cuda":
-            raise ValueError("--precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
+            raise ArgumentError(
+                "--precision", "fp16 needs a CUDA device; on the CPU use fp32 or bf16"
+            )
         return Precision("fp16", device.type, torch.float16)
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("--precision bf16: this GPU does not support bfloat16; use fp16")
+        raise ArgumentError("--precision", "bf16: this GPU does not support bfloat16; use fp16")
     return Precision("bf16", device.type, torch.bfloat16)

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from trainer.io import atomic_write_text
+from runtime.io import atomic_write_text
 
 COLUMNS = (
     "epoch",

@@ -17,22 +17,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from trainer.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from trainer.data import SegmentationDataset, build_transform  # noqa: E402
-from trainer.evaluate import class_map_of, split_samples  # noqa: E402
-from trainer.io import atomic_open  # noqa: E402
-from trainer.models.blocks import AttentionGate  # noqa: E402
+from runtime.errors import ArgumentError, NotFoundError
+from trainer.checkpoint import info_of, load_checkpoint, model_from_checkpoint
+from trainer.data import SegmentationDataset, build_transform
+from trainer.evaluate import class_map_of, split_samples
+from trainer.figures import new_figure, save_figure
+from trainer.models import list_models, model_spec
+from trainer.models.blocks import AttentionGate
 
 GREEN, RED, WHITE, BLACK = (0, 170, 0), (220, 0, 0), (255, 255, 255), (0, 0, 0)
 EVOLUTION_LEGEND = (
@@ -77,19 +75,20 @@ def load_images(
     same_data = trained.get("data") and Path(trained["data"]).resolve() == Path(data).resolve()
     annotations = trained.get("annotations") if same_data else None
     samples = split_samples(ckpt, data, split, annotations)
-    size = tuple(ckpt["input_size"])
-    transform = build_transform("plain", size, train=False, mean=ckpt["mean"], std=ckpt["std"])
+    info = info_of(ckpt)
+    transform = build_transform("plain", info.input_size, train=False, mean=info.mean, std=info.std)
     chosen = list(indices) if indices else list(range(min(count, len(samples))))
     bad = [i for i in chosen if not 0 <= i < len(samples)]
     if bad:
-        raise ValueError(
-            f"--index: {', '.join(map(str, bad))} out of range; the {split} split of {data} "
-            f"has {len(samples)} images (0..{len(samples) - 1})"
+        raise ArgumentError(
+            "--index",
+            f"{', '.join(map(str, bad))} out of range; the {split} split of {data} "
+            f"has {len(samples)} images (0..{len(samples) - 1})",
         )
     chosen_samples = [samples[i] for i in chosen]
     dataset = SegmentationDataset(chosen_samples, transform, class_map_of(ckpt), "error")
-    mean = torch.tensor(ckpt["mean"]).view(-1, 1, 1)
-    std = torch.tensor(ckpt["std"]).view(-1, 1, 1)
+    mean = torch.tensor(info.mean).view(-1, 1, 1)
+    std = torch.tensor(info.std).view(-1, 1, 1)
     shown = []
     for index, sample in enumerate(dataset.samples):
         x, mask = dataset[index]
@@ -144,7 +143,7 @@ def expand_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
                 # best.pth takes its epoch's place (and replaces that epoch_N.pth)
                 epochs[load_checkpoint(path / "best.pth")["epoch"]] = path / "best.pth"
             if not epochs:
-                raise FileNotFoundError(f"{path}: no epoch_N.pth or best.pth in this run folder")
+                raise NotFoundError(path, "no epoch_N.pth or best.pth in this run folder")
             found += [epochs[n] for n in sorted(epochs)]
         else:
             found.append(path)
@@ -166,18 +165,9 @@ def _mask_axes(ax, mask: np.ndarray, num_classes: int) -> None:
     ax.imshow(mask, cmap=cmap, vmin=0, vmax=max(num_classes - 1, 1))
 
 
-def _save(fig, out_png: Path, dpi: int, tight_box: bool = False) -> Path:
-    """Write the figure atomically (a crash never leaves half a PNG) and close it."""
-    if dpi <= 0:
-        raise ValueError(f"--dpi: expected a positive number, got {dpi}")
-    with atomic_open(out_png, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight" if tight_box else None)
-    plt.close(fig)
-    return Path(out_png)
-
-
 def _grid(rows: int, cols: int, cell: float = 2.2):
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows), squeeze=False)
+    fig = new_figure(cell * cols, cell * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -210,7 +200,7 @@ def plot_compare(
         axes[0, col].set_title(title, fontsize=9)
     fig.colorbar(heat, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
     fig.suptitle(f"{ckpt['arch']}, epoch {ckpt['epoch']} ({Path(ckpt_path).name})", fontsize=9)
-    return _save(fig, Path(out_png), dpi, tight_box=True)
+    return save_figure(fig, Path(out_png), dpi, tight_box=True)
 
 
 @dataclass
@@ -230,9 +220,10 @@ def evolution(paths: Sequence[Path], shown: Sequence[Shown]) -> list[Stage]:
     for path in paths:
         ckpt, model = _load(path)
         if size is not None and tuple(ckpt["input_size"]) != size:
-            raise ValueError(
-                f"{path}: input size {ckpt['input_size']} differs from {paths[0]}'s "
-                f"{list(size)}; evolution compares checkpoints of one run"
+            raise ArgumentError(
+                path,
+                f"input size {ckpt['input_size']} differs from {paths[0]}'s "
+                f"{list(size)}; evolution compares checkpoints of one run",
             )
         size = tuple(ckpt["input_size"])
         preds = predict(model, shown, ckpt["threshold"])
@@ -290,7 +281,7 @@ def plot_evolution(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, Path(out_png), dpi)
+    return save_figure(fig, Path(out_png), dpi)
 
 
 def attention_gates(model: torch.nn.Module) -> list[tuple[str, AttentionGate]]:
@@ -309,12 +300,14 @@ def plot_attention(
 ) -> Path:
     """Per image: the image, then each gate's coefficients (upsampled) over it, deep to shallow."""
     ckpt, model = _load(Path(ckpt_path))
-    gates = attention_gates(model)
-    if not gates:
-        raise ValueError(
-            f"{ckpt_path}: architecture {ckpt['arch']!r} has no attention gates; attention "
-            "maps exist for attention_unet, attention_r2unet and pretrained_attention_r2unet"
+    if not model_spec(ckpt["arch"]).attention_gates:
+        gated = [name for name in list_models() if model_spec(name).attention_gates]
+        raise ArgumentError(
+            ckpt_path,
+            f"architecture {ckpt['arch']!r} has no attention gates; attention maps exist "
+            f"for {', '.join(gated)}",
         )
+    gates = attention_gates(model)
     shown = load_images(ckpt, data, indices, split, count)
     predict(model, shown, ckpt["threshold"])  # fills each gate's last_attention
     maps = [gate.last_attention for _, gate in gates]
@@ -335,4 +328,4 @@ def plot_attention(
     scale = ScalarMappable(Normalize(0, 1), cmap="jet")
     fig.colorbar(scale, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="coefficient")
     fig.suptitle(f"attention coefficients, {ckpt['arch']} epoch {ckpt['epoch']}", fontsize=9)
-    return _save(fig, Path(out_png), dpi, tight_box=True)
+    return save_figure(fig, Path(out_png), dpi, tight_box=True)

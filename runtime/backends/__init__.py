@@ -12,7 +12,7 @@ import importlib
 import os
 from pathlib import Path
 
-from runtime.backends.base import Backend
+from runtime.backends.base import Backend, BackendOptions
 from runtime.errors import ArgumentError, ModelError
 
 # backend name -> (module, class); the suffixes each backend opens
@@ -61,9 +61,7 @@ def open_backend(
     name = backend_name(path, backend)
     module, cls = BACKENDS[name]
     backend_class = getattr(importlib.import_module(module), cls)
-    if name == "onnxruntime":
-        return backend_class(path, device=device, threads=threads, strict=strict)
-    return backend_class(path, device=device)
+    return backend_class(path, BackendOptions(device=device, threads=threads, strict=strict))
 
 
 def _is_int(value: object) -> bool:
@@ -76,4 +74,12 @@ def _unknown(value: object, choices: tuple[str, ...] | list[str]) -> str:
     return f"unknown value {value!r}; expected one of {', '.join(choices)}{hint}"
 
 
-__all__ = ["BACKENDS", "DEVICES", "SUFFIXES", "Backend", "backend_name", "open_backend"]
+__all__ = [
+    "BACKENDS",
+    "DEVICES",
+    "SUFFIXES",
+    "Backend",
+    "BackendOptions",
+    "backend_name",
+    "open_backend",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,6 +11,23 @@ import numpy as np
 
 from runtime.errors import InputError, ModelError
 from runtime.metadata import ModelMetadata
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to open a model, the same for every backend; each uses what applies to it.
+
+    - `device`: "auto", "cpu" or "cuda" (checked by `open_backend`).
+    - `threads`: CPU inference threads (None: the library's default); GPU backends ignore it.
+    - `strict`: raise instead of warning when the backend falls back to less than was asked.
+    """
+
+    device: str = "auto"
+    threads: int | None = None
+    strict: bool = False
+
+
+DEFAULT_OPTIONS = BackendOptions()
 
 
 class Backend(ABC):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.backends.base import Backend
+from runtime.backends.base import DEFAULT_OPTIONS, Backend, BackendOptions
 from runtime.errors import BackendFallbackWarning, ModelError
 from runtime.metadata import ModelMetadata
 
@@ -57,13 +57,8 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        device: str = "auto",
-        threads: int | None = None,
-        strict: bool = False,
-    ):
+    def __init__(self, path: str | os.PathLike, options: BackendOptions = DEFAULT_OPTIONS):
+        device, threads, strict = options.device, options.threads, options.strict
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(self.path, "no such model file")

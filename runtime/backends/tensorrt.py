@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends.base import Backend
+from runtime.backends.base import DEFAULT_OPTIONS, Backend, BackendOptions
 from runtime.backends.tensorrt_support import (
     cuda_check,
     require_cudart,
@@ -32,7 +32,8 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     device = "cuda"
 
-    def __init__(self, path: str | os.PathLike, device: str = "auto"):
+    def __init__(self, path: str | os.PathLike, options: BackendOptions = DEFAULT_OPTIONS):
+        device = options.device
         self.path = Path(path)
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self._stream = None

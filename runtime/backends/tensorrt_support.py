@@ -56,3 +56,8 @@ def cuda_check(cudart: ModuleType, result: tuple[Any, ...], what: str) -> Any:
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def tensorrt_major(trt: ModuleType) -> int:
+    """The major version of an imported `tensorrt` module (10, 11, ...)."""
+    return int(str(trt.__version__).split(".")[0])

@@ -1,9 +1,9 @@
 """Data layer: reading images and annotations, finding samples, splits, the Dataset, transforms."""
 
+from runtime.errors import DataError
+from runtime.images import IMAGE_EXTENSIONS, image_size, read_image
 from trainer.data.dataset import SegmentationDataset, load_sample
 from trainer.data.discover import MASK_SUFFIXES, Sample, Splits, find_samples, resolve_splits
-from trainer.data.errors import DataError
-from trainer.data.images import IMAGE_EXTENSIONS, image_size, read_image
 from trainer.data.labelme import load_labelme
 from trainer.data.masks import load_mask
 from trainer.data.sample import default_sample_dir, make_sample_dataset

@@ -11,13 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from runtime.errors import DataError
+from runtime.images import read_image
+from trainer.config import BAD_SAMPLE_MODES
 from trainer.data.discover import Sample
-from trainer.data.errors import DataError
-from trainer.data.images import read_image
 from trainer.data.labelme import load_labelme
 from trainer.data.masks import load_mask
-
-BAD_SAMPLE_MODES = ("skip", "error")
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
 

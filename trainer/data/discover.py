@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from trainer.data.errors import DataError
-from trainer.data.images import IMAGE_EXTENSIONS, is_image_file
+from runtime.errors import ArgumentError, DataError
+from runtime.images import IMAGE_EXTENSIONS, is_image_file
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "-mask", "_label", "_gt", "_seg")
 MISSING_MODES = ("skip", "error")
@@ -95,7 +95,9 @@ def resolve_splits(
     `val_fraction` of them (at least one) for validation.
     """
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction: expected a number between 0 and 1, got {val_fraction!r}")
+        raise ArgumentError(
+            "--val-fraction", f"expected a number between 0 and 1, got {val_fraction!r}"
+        )
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "dataset folder not found")

@@ -29,8 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from trainer.data.errors import DataError
-from trainer.data.images import read_bytes
+from runtime.errors import DataError
+from runtime.images import read_bytes
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
 NON_AREA_SHAPES = ("line", "linestrip", "point", "points")

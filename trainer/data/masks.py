@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data.errors import DataError
-from trainer.data.images import JPEG_EXTENSIONS, decode_unchanged, read_bytes
+from runtime.errors import DataError
+from runtime.images import JPEG_EXTENSIONS, decode_unchanged, read_bytes
 
 MAX_CLASS_ID = 255
 _JPEG_THRESHOLD = 127

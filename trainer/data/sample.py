@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from trainer.data.errors import DataError
+from runtime.errors import DataError
 from trainer.data.labelme import circle_polygon, fill_polygon
 
 SAMPLE_NAME = "sample-v1"

@@ -25,9 +25,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-PRESETS = ("plain", "standard", "crop")
+from runtime.errors import ArgumentError
+from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
+from trainer.config import AUG_PRESETS
+
+PRESETS = AUG_PRESETS
 CROP_SCALE = (0.5, 1.0)
 
 
@@ -80,7 +82,9 @@ def build_transform(
     if preset not in PRESETS:
         close = difflib.get_close_matches(preset, PRESETS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"aug preset: unknown {preset!r}.{hint} Available: {', '.join(PRESETS)}")
+        raise ArgumentError(
+            "--aug", f"unknown preset {preset!r}.{hint} Available: {', '.join(PRESETS)}"
+        )
     size = _check_size(img_size)
     if not train or preset == "plain":
         return SegmentationTransform(size, mean, std)

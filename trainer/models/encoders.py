@@ -16,6 +16,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from runtime.errors import ArgumentError, NotFoundError, SegkitError
+
 RESNET_ENCODERS = ("resnet18", "resnet34", "resnet50")
 
 
@@ -53,6 +55,10 @@ class ResNetEncoder(nn.Module):
         return features
 
 
+class DownloadError(SegkitError, RuntimeError):
+    """Pretrained weights could not be downloaded (offline, or the server refused)."""
+
+
 def load_encoder_weights(encoder: ResNetEncoder, weights: str) -> None:
     """Load `weights` ("none", "imagenet" or a file path) into `encoder`.
 
@@ -72,12 +78,13 @@ def load_encoder_weights(encoder: ResNetEncoder, weights: str) -> None:
     try:
         result = encoder.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
-        raise ValueError(f"{source}: weights do not fit encoder {encoder.name}: {err}") from err
+        raise ArgumentError(source, f"weights do not fit encoder {encoder.name}: {err}") from err
     missing = [key for key in result.missing_keys if not key.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
-        raise ValueError(
-            f"{source}: weights do not fit encoder {encoder.name}: "
-            f"missing keys {_some(missing)}, unexpected keys {_some(result.unexpected_keys)}"
+        raise ArgumentError(
+            source,
+            f"weights do not fit encoder {encoder.name}: "
+            f"missing keys {_some(missing)}, unexpected keys {_some(result.unexpected_keys)}",
         )
 
 
@@ -90,29 +97,30 @@ def download_imagenet_weights(name: str) -> dict[str, Tensor]:
         )
     except (OSError, RuntimeError) as err:  # URLError is an OSError
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
-        raise RuntimeError(
+        raise DownloadError(
+            "--encoder-weights",
             f"ImageNet weights for {name} could not be downloaded from {url} ({err}). "
             f"Download that file on a machine with internet access and pass it with "
             f"--encoder-weights PATH (or copy it to {cached}), "
-            f"or train from scratch with --encoder-weights none."
+            f"or train from scratch with --encoder-weights none.",
         ) from err
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A state dict from `path`: plain, or nested under a "state_dict" or "model" key."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"encoder weights file not found: {path} (expected 'none', 'imagenet' or a file)"
+        raise NotFoundError(
+            path, "encoder weights file not found (expected 'none', 'imagenet' or a file)"
         )
     try:
         data: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a bad file
-        raise ValueError(f"{path}: cannot read encoder weights: {err}") from err
+        raise ArgumentError(path, f"cannot read encoder weights: {err}") from err
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors, got {type(data).__name__}")
+        raise ArgumentError(path, f"expected a state dict of tensors, got {type(data).__name__}")
     return data
 
 

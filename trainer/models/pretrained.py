@@ -68,7 +68,7 @@ class PretrainedAttentionR2UNet(SegmentationModel):
         ]
 
 
-@register_model
+@register_model(pretrained_encoder=True, attention_gates=True)
 def pretrained_attention_r2unet(
     *,
     in_channels: int = 3,

@@ -17,7 +17,7 @@ def r2unet(*, in_channels: int = 3, num_classes: int = 1, width: int = 64, t: in
     return UNet(in_channels, num_classes, width, functools.partial(RRCNNBlock, t=t))
 
 
-@register_model
+@register_model(attention_gates=True)
 def attention_r2unet(
     *, in_channels: int = 3, num_classes: int = 1, width: int = 64, t: int = 2
 ) -> UNet:

@@ -1,4 +1,9 @@
-"""The model registry: `@register_model` factories, `create_model`, `list_models`."""
+"""The model registry: `@register_model` factories, `create_model`, `list_models`, `model_spec`.
+
+Each entry records what the architecture has (`ModelSpec`: a pretrained encoder, attention
+gates, deep supervision) and the keyword arguments its factory takes, so that callers ask the
+registry instead of testing the architecture's name.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,66 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from runtime.errors import ArgumentError
 from trainer.models.base import SegmentationModel
 
 ModelFactory = Callable[..., SegmentationModel]
 
 _PRIMITIVES = (str, int, float, bool, type(None))
-_FACTORIES: dict[str, ModelFactory] = {}
 
 
-def register_model(fn: ModelFactory) -> ModelFactory:
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows of an architecture besides how to build it."""
+
+    name: str
+    factory: ModelFactory
+    arguments: tuple[str, ...]  # the factory's keyword arguments: the model config
+    pretrained_encoder: bool = False  # an encoder that can start from ImageNet weights
+    attention_gates: bool = False  # attention gates on the skips (`segtrain plot attention`)
+    deep_supervision: bool = False  # extra training-only heads (`deep_supervision=True`)
+
+    def accepts(self, argument: str) -> bool:
+        return argument in self.arguments
+
+    def default(self, argument: str) -> Any:
+        """The factory's default value of `argument`."""
+        return inspect.signature(self.factory).parameters[argument].default
+
+
+_SPECS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    fn: ModelFactory | None = None,
+    *,
+    pretrained_encoder: bool = False,
+    attention_gates: bool = False,
+    deep_supervision: bool = False,
+):
     """Register a factory under its function name; its keyword arguments are the model config.
 
-    The returned factory validates keyword names, fills in defaults, and sets `model.arch` and
-    `model.config` (JSON-serializable values only) on the model it builds.
+    Use as `@register_model` or `@register_model(attention_gates=True, ...)` to record the
+    architecture's capabilities. The returned factory validates keyword names, fills in
+    defaults, and sets `model.arch` and `model.config` (JSON-serializable values only) on the
+    model it builds.
     """
+    capabilities = {
+        "pretrained_encoder": pretrained_encoder,
+        "attention_gates": attention_gates,
+        "deep_supervision": deep_supervision,
+    }
+    if fn is None:
+        return functools.partial(_register, capabilities=capabilities)
+    return _register(fn, capabilities)
+
+
+def _register(fn: ModelFactory, capabilities: dict[str, bool]) -> ModelFactory:
     name = fn.__name__
-    if name in _FACTORIES:
+    if name in _SPECS:
         raise ValueError(f"model {name!r} is already registered")
     signature = inspect.signature(fn)
     for param in signature.parameters.values():
@@ -46,15 +93,20 @@ def register_model(fn: ModelFactory) -> ModelFactory:
         model.config = dict(config)
         return model
 
-    _FACTORIES[name] = factory
+    _SPECS[name] = ModelSpec(name, factory, tuple(accepted), **capabilities)
     return factory
 
 
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of `name`; unknown names raise `ArgumentError` with suggestions."""
+    if name not in _SPECS:
+        raise ArgumentError("arch", _unknown(name, sorted(_SPECS), "model"))
+    return _SPECS[name]
+
+
 def model_entrypoint(name: str) -> ModelFactory:
-    """The registered factory for `name`; unknown names raise `ValueError` with suggestions."""
-    if name not in _FACTORIES:
-        raise ValueError(_unknown(name, sorted(_FACTORIES), "model"))
-    return _FACTORIES[name]
+    """The registered factory for `name`; unknown names raise `ArgumentError` (a ValueError)."""
+    return model_spec(name).factory
 
 
 def create_model(name: str, **config: Any) -> SegmentationModel:
@@ -65,7 +117,7 @@ def create_model(name: str, **config: Any) -> SegmentationModel:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted, optionally filtered by an fnmatch `pattern`."""
-    names = _FACTORIES if pattern is None else fnmatch.filter(_FACTORIES, pattern)
+    names = _SPECS if pattern is None else fnmatch.filter(_SPECS, pattern)
     return sorted(names)
 
 

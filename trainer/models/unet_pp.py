@@ -64,7 +64,7 @@ class UNetPlusPlus(SegmentationModel):
         return self.heads[-1](grid[0][-1])
 
 
-@register_model
+@register_model(deep_supervision=True)
 def unet_pp(
     *,
     in_channels: int = 3,

@@ -1,4 +1,7 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a torn one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a torn one.
+
+Torch-free, so that training, export and `segpredict` write every file the same way.
+"""
 
 from __future__ import annotations
 
