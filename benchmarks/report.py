@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.machine import describe
 from benchmarks.targets import target_lines
+from runtime.errors import SegkitError
 
 COLUMNS = (
     ("case", "case"),
@@ -34,7 +35,7 @@ COLUMNS = (
 )
 
 
-class ReportError(Exception):
+class ReportError(SegkitError, ValueError):
     """A results file that cannot be reported; the message names the file."""
 
 
@@ -43,11 +44,11 @@ def load_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError as err:
-        raise ReportError(f"{path}: no such results file") from err
+        raise ReportError(path, "no such results file") from err
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ReportError(f"{path}: not a readable JSON file ({err})") from err
+        raise ReportError(path, f"not a readable JSON file ({err})") from err
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ReportError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        raise ReportError(path, "not a pytest-benchmark JSON file (no 'benchmarks' list)")
     rows = []
     for bench in data["benchmarks"]:
         info = bench.get("extra_info") or {}
@@ -129,7 +130,7 @@ def write_report(results: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write `results.md` and `results.png` for `results` into `out_dir`; returns both paths."""
     rows, machine = load_rows(results)
     if not rows:
-        raise ReportError(f"{results}: no segkit benchmark cases in this file")
+        raise ReportError(results, "no segkit benchmark cases in this file")
     out_dir.mkdir(parents=True, exist_ok=True)
     table, image = out_dir / "results.md", out_dir / "results.png"
     table.write_text(markdown(rows, machine, results.name))

@@ -31,6 +31,7 @@ from runtime.backends import BACKENDS, DEVICES
 from runtime.cli_errors import SegkitCommand
 from runtime.errors import EXIT_FAILED, ArgumentError, SegkitError
 from runtime.images import is_image_file, read_image
+from runtime.io import atomic_write, atomic_write_text
 from runtime.overlay import overlay
 from runtime.polygons import mask_to_labelme
 from runtime.segmenter import Segmenter
@@ -185,12 +186,13 @@ def _write_outputs(
         json_path = job.output(".json")
         image_path = os.path.relpath(job.image.resolve(), json_path.parent.resolve())
         annotation = mask_to_labelme(mask, image_path, classes, epsilon)
-        json_path.write_text(json.dumps(annotation, indent=2), encoding="utf-8")
+        atomic_write_text(json_path, json.dumps(annotation, indent=2))
 
 
 def _write_image(path: Path, array: np.ndarray) -> None:
-    """cv2.imencode + write_bytes, so any path (spaces, non-ASCII) works."""
+    """cv2.imencode + an atomic write, so any path (spaces, non-ASCII) works and a killed run
+    never leaves half a file."""
     ok, encoded = cv2.imencode(path.suffix, array)
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name}")
-    path.write_bytes(encoded.tobytes())
+    atomic_write(path, lambda handle: handle.write(encoded.tobytes()))

@@ -1,8 +1,7 @@
 """Reading image files as HxWx3 uint8 RGB arrays (no torch), with errors that name the file.
 
-Conversions: grayscale -> 3 channels; gray+alpha and RGBA -> the colour channels (alpha is
-dropped, not composited); 16-bit -> 8-bit by `>> 8` (the top byte, so a 16-bit image keeps
-its brightness relative to the full 16-bit range); float images are refused. JPEGs are
+Conversions are `runtime.pixels.to_rgb_uint8`'s (grayscale and alpha layouts, 16-bit); float
+images are refused. JPEGs are
 turned upright according to their EXIF orientation, as labelme does before annotating.
 Files are read with `np.fromfile`-style bytes + `cv2.imdecode`, so any path (spaces,
 non-ASCII) works. Training reads images with the same code.
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from runtime.errors import ImageError
+from runtime.pixels import to_rgb_uint8
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
@@ -63,7 +63,7 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     data = read_bytes(path)
     array = decode_unchanged(path, data)
-    rgb = _to_rgb_uint8(path, array)
+    rgb = to_rgb_uint8(array, str(path), bgr=True, floats=False, error=ImageError)
     if path.suffix.lower() in JPEG_EXTENSIONS:
         rgb = apply_orientation(rgb, exif_orientation(data))
     return np.ascontiguousarray(rgb)
@@ -84,26 +84,6 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return (width, height) if transposed else (height, width)
     except Exception:  # noqa: BLE001 - any header problem: fall back to a full, checked read
         return read_image(path).shape[:2]
-
-
-def _to_rgb_uint8(path: Path, array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind == "f":
-        raise ImageError(path, f"floating-point image ({array.dtype}) is not supported; save 8-bit")
-    if array.dtype == np.uint16:
-        array = (array >> 8).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise ImageError(path, f"unsupported pixel type {array.dtype}; save 8- or 16-bit")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 2:
-        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    if array.ndim != 3 or array.shape[2] not in (2, 3, 4):
-        raise ImageError(path, f"unsupported image layout {array.shape}")
-    if array.shape[2] == 2:  # gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(array[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if array.shape[2] == 4:
-        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
 
 
 def _decode_failure(data: bytes) -> str:

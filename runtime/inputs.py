@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from runtime.errors import InputError
 from runtime.images import read_image
+from runtime.pixels import to_rgb_uint8
 
 SINGLE, LIST, ARRAY = "single", "list", "array"
 
@@ -71,43 +71,4 @@ def load_image(item: Any, name: str, bgr: bool = False) -> np.ndarray:
 
 def to_rgb(array: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
     """A numpy image (see the module docstring) as a contiguous HxWx3 uint8 RGB array."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise InputError(
-            name,
-            f"expected an H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) image, "
-            f"got shape {array.shape}",
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise InputError(name, f"empty image (shape {array.shape})")
-    array = _to_uint8(array, name)
-    if array.ndim == 2:
-        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    channels = array.shape[2]
-    if channels == 2:
-        return cv2.cvtColor(np.ascontiguousarray(array[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if channels == 4:
-        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
-    if bgr:
-        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(array)
-
-
-def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    if array.dtype == np.uint16:
-        return (array >> 8).astype(np.uint8)
-    if array.dtype.kind == "f":
-        low, high = float(np.min(array)), float(np.max(array))
-        if not (0.0 <= low and high <= 1.0):  # also refuses NaN
-            raise InputError(
-                name,
-                f"float images must hold values in 0..1, got {low:g}..{high:g} "
-                "(divide by 255, or pass uint8)",
-            )
-        return np.rint(array * 255.0).astype(np.uint8)
-    raise InputError(
-        name, f"unsupported pixel type {array.dtype}; expected uint8, uint16 or float in 0..1"
-    )
+    return to_rgb_uint8(array, name, bgr=bgr, floats=True, error=InputError)

@@ -23,7 +23,9 @@ _UMASK = _read_umask()  # read once: os.umask can only be read by setting it
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", encoding: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`.
 
     On any error (including a full disk) the temporary file is removed and `path` keeps its
@@ -35,7 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     tmp = Path(tmp_name)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, mode) as handle:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding or "utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -66,7 +68,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_open(path, "w") as handle:
+    """Write `text` as UTF-8, atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
 
 

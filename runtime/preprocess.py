@@ -4,8 +4,16 @@ Training resizes uint8 images with torchvision's bilinear `resize(..., antialias
 to [0, 1] and normalizes with the model's mean and std. `resize_bilinear` reimplements that
 resize (a separable triangle filter whose support widens with the downscaling factor, rows of
 weights summing to 1, the horizontal pass rounded to uint8 before the vertical one), which
-matches torchvision to within one or two grey levels. OpenCV's `INTER_LINEAR` does not: it has
-no antialiasing, so downscaled images differ by up to ~10 grey levels from what training saw.
+matches torchvision to within one or two grey levels.
+
+Why hand-written rather than a library: measured against torchvision's resize on the 400
+butterfly photos (about 100-430 px) at 128x128 and 256x256, the hand-written resize differs on
+0.25% of the pixel values (mean abs 0.0025 levels, max 2); Pillow's antialiased BILINEAR on
+0.40% (mean 0.0040, max 1), so it reproduces training less closely, although it is about 2x
+faster (1.3 against 0.6 ms per image, a fraction of a percent of model time); OpenCV has no
+antialiased bilinear (INTER_LINEAR differs on 43% of values by up to 140 levels, INTER_AREA on
+44% by up to 201). `tests/test_preprocess.py` keeps the property (within 2 levels of
+torchvision).
 """
 
 from __future__ import annotations
