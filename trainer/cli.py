@@ -24,8 +24,13 @@ from trainer.config import (
     PRECISIONS,
     TrainConfig,
 )
+from trainer.data.options import dataset_options
 
 default = TrainConfig.default  # an option's default is its TrainConfig field's
+DATA_OPTIONS = (
+    "data", "annotations", "images", "masks", "val_images", "val_masks", "coco",
+    "resize_masks", "ignore_index",
+)  # fmt: skip
 
 
 class Architecture(click.ParamType):
@@ -91,20 +96,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Dataset folder: train/ + test/ (or val/) subfolders, or one folder split by --seed. "
-    "labelme (image + same-stem .json) or images/ + masks/. "
-    "[default: built-in generated sample data]",
-)
-@click.option(
-    "--annotations",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder holding the labelme .json files when they are not beside the images.",
-)
+@dataset_options(sample_default=True)
 @click.option("--arch", type=Architecture(), default=default("arch"), help="See `segtrain models`.")
 @click.option(
     "--width",
@@ -269,13 +261,7 @@ def fit(ctx: click.Context, quiet: bool, devices: int, **options) -> None:
 
 @main.command()
 @click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Checkpoint (.pth).")
-@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
-@click.option(
-    "--annotations",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of the labelme .json files when they are not beside the images.",
-)
+@dataset_options()
 @click.option(
     "--split",
     type=click.Choice(["val", "train"]),
@@ -312,7 +298,8 @@ def evaluate(**options) -> None:
     """Print the metrics (acc, dice, iou, map) of a checkpoint on a dataset split as JSON."""
     from trainer.evaluate import evaluate_checkpoint
 
-    click.echo(json.dumps(evaluate_checkpoint(**options), indent=2))
+    source = _pop_source(options)
+    click.echo(json.dumps(evaluate_checkpoint(data=source, **options), indent=2))
 
 
 @main.command("models")
@@ -408,7 +395,7 @@ def _parse_indices(ctx, param, values: tuple[str, ...]) -> list[int] | None:
 def _picture_options(function):
     """The options shared by the prediction pictures: data, split, images and output PNG."""
     options = [
-        click.option("--data", default=None, help="Dataset folder (default: the built-in sample)."),
+        dataset_options(sample_default=True),
         click.option("--split", default="val", show_default=True, help="train or val."),
         click.option(
             "--index",
@@ -431,9 +418,20 @@ def _draw(function, *args, **kwargs) -> None:
     """Run a picture function; bad checkpoints, data or options end in one error line."""
     from trainer.data.sample import default_sample_dir, make_sample_dataset
 
-    if kwargs.get("data") is None:
-        kwargs["data"] = str(make_sample_dataset(default_sample_dir()))
-    click.echo(function(*args, **kwargs))
+    source = _pop_source(kwargs)
+    if not source.given:
+        source = source.replace(data=str(make_sample_dataset(default_sample_dir())))
+    click.echo(function(*args, data=source, **kwargs))
+
+
+def _pop_source(options: dict):
+    """The data options of `options` as a DataSource, removed from `options`."""
+    from trainer.data.source import DataSource
+
+    source = DataSource.from_options(options)
+    for name in DATA_OPTIONS:
+        options.pop(name, None)
+    return source
 
 
 @plot.command("compare")

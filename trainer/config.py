@@ -19,6 +19,10 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 LR_SCALINGS = ("linear", "none")
 BAD_SAMPLE_MODES = ("skip", "error")
 
+# The mask value of pixels left out of every loss and metric (Pascal VOC's "void"; a mask
+# folder's `--ignore-index` value is read as this). Class ids stay below it.
+IGNORE_INDEX = 255
+
 # Keys of earlier versions' config.json that no longer mean anything (read and dropped).
 LEGACY_KEYS = frozenset({"extra"})
 
@@ -43,6 +47,14 @@ class TrainConfig:
 
     data: str | None = None
     annotations: str | None = None
+    # the other data options (trainer.data.source.DataSource)
+    images: str | None = None
+    masks: str | None = None
+    val_images: str | None = None
+    val_masks: str | None = None
+    coco: str | None = None
+    resize_masks: bool = False
+    ignore_index: int | None = None
     arch: str = "unet"
     width: int | None = None
     img_size: int | None = None
@@ -73,7 +85,7 @@ class TrainConfig:
 
     @property
     def uses_sample_data(self) -> bool:
-        return self.data is None
+        return self.data is None and self.images is None and self.coco is None
 
     @property
     def has_pretrained_encoder(self) -> bool:

@@ -8,8 +8,9 @@ from torch.utils.data import DataLoader
 
 from runtime.errors import ArgumentError
 from trainer.checkpoint import info_of, load_checkpoint, model_from_checkpoint
-from trainer.data import SegmentationDataset, build_transform, resolve_splits
+from trainer.data import SegmentationDataset, build_transform
 from trainer.data.discover import Sample
+from trainer.data.source import DataSource, resolve_source
 from trainer.engine import evaluate
 from trainer.metrics import SegmentationMetrics
 from trainer.precision import resolve_device, resolve_precision
@@ -17,7 +18,7 @@ from trainer.precision import resolve_device, resolve_precision
 
 def evaluate_checkpoint(
     ckpt: str,
-    data: str,
+    data: str | Path | DataSource,
     split: str = "val",
     img_size: int | None = None,
     batch_size: int = 8,
@@ -27,8 +28,8 @@ def evaluate_checkpoint(
     val_fraction: float | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Metrics of the checkpoint on `split` (see `split_samples`), at the checkpoint's input
-    size unless given."""
+    """Metrics of the checkpoint on `split` of `data` (a folder or a `DataSource`; see
+    `split_samples`), at the checkpoint's input size unless given."""
     checkpoint = load_checkpoint(ckpt)
     info = info_of(checkpoint, ckpt)
     model = model_from_checkpoint(checkpoint, ckpt)
@@ -66,9 +67,16 @@ def class_map_of(checkpoint: dict) -> dict[str, int] | None:
     return {name: i for i, name in enumerate(info.classes) if i}
 
 
+def as_source(data: str | Path | DataSource, annotations: str | Path | None = None) -> DataSource:
+    """`data` as a DataSource: a folder (with its labelme `annotations` folder) or as given."""
+    if isinstance(data, DataSource):
+        return data if annotations is None else data.replace(annotations=str(annotations))
+    return DataSource(data=str(data), annotations=None if annotations is None else str(annotations))
+
+
 def split_samples(
     checkpoint: dict,
-    data: str | Path,
+    data: str | Path | DataSource,
     split: str = "val",
     annotations: str | Path | None = None,
     val_fraction: float | None = None,
@@ -76,16 +84,20 @@ def split_samples(
 ) -> list[Sample]:
     """The samples of `split` in `data`, split as the checkpoint's run split it.
 
-    A folder without train/ and val/ or test/ is split with `val_fraction` and `seed`; by
+    A dataset without its own validation split is split with `val_fraction` and `seed`; by
     default those of the checkpoint's training run (else 0.2 and 0), so "val" is the run's
-    own validation set.
+    own validation set. The run's `--ignore-index` and `--resize-masks` apply unless given.
     """
     trained = checkpoint.get("train_config") or {}
-    splits, _ = resolve_splits(
-        Path(data),
+    source = as_source(data, annotations)
+    if source.ignore_index is None and trained.get("ignore_index") is not None:
+        source = source.replace(ignore_index=trained["ignore_index"])
+    if not source.resize_masks and trained.get("resize_masks"):
+        source = source.replace(resize_masks=True)
+    splits, _ = resolve_source(
+        source,
         val_fraction=trained.get("val_fraction", 0.2) if val_fraction is None else val_fraction,
         seed=trained.get("seed", 0) if seed is None else seed,
-        annotations=annotations,
     )
     if split not in splits:
         raise ArgumentError("--split", f"expected one of {', '.join(splits)}, got {split!r}")

@@ -33,8 +33,8 @@ from trainer.data import (
     build_transform,
     default_sample_dir,
     make_sample_dataset,
-    resolve_splits,
 )
+from trainer.data.source import DataSource, resolve_source
 from trainer.distributed import (
     DistContext,
     ShardSampler,
@@ -72,6 +72,7 @@ class FitResult:
     stopped_early: bool = False
     interrupted: bool = False
     main_process: bool = True  # False on the other ranks of a distributed run
+    data: dict[str, Any] = field(default_factory=dict)  # layout, train/val samples, val source
 
     def summary(self) -> str:
         best = ", ".join(f"{k} {v:.4f}" for k, v in self.best_metrics.items() if k != "loss")
@@ -146,20 +147,13 @@ def prepare_run(
 
 def build_data(
     cfg: TrainConfig, info: ModelInfo
-) -> tuple[SegmentationDataset, SegmentationDataset, list]:
+) -> tuple[SegmentationDataset, SegmentationDataset, list, dict]:
     """The training and validation sets of `cfg`, transformed at `info`'s size and
-    normalization, and the samples skipped on the way."""
+    normalization, the samples skipped on the way, and what was found (layout, counts)."""
+    source = DataSource.from_options(cfg)
     if cfg.uses_sample_data:
-        data_dir = make_sample_dataset(default_sample_dir())
-    else:
-        data_dir = Path(cfg.data)
-    splits, problems = resolve_splits(
-        data_dir,
-        val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
-        annotations=cfg.annotations,
-        on_missing=cfg.on_bad_sample,
-    )
+        source = source.replace(data=str(make_sample_dataset(default_sample_dir())))
+    splits, problems = resolve_source(source, cfg.val_fraction, cfg.seed, cfg.on_bad_sample)
     size, norm = info.input_size, {"mean": info.mean, "std": info.std}
     train = SegmentationDataset(
         splits["train"],
@@ -174,7 +168,13 @@ def build_data(
         on_bad_sample=cfg.on_bad_sample,
     )
     skipped = [(str(p), why) for p, why in problems] + train.skipped + val.skipped
-    return train, val, skipped
+    found = {
+        "layout": splits.layout,
+        "train_samples": len(train),
+        "val_samples": len(val),
+        "val_source": splits.val_source,
+    }
+    return train, val, skipped, found
 
 
 def _default_workers(device: torch.device) -> int:
@@ -208,7 +208,9 @@ def _fit(
     seed_everything(cfg.seed)
 
     info = cfg.model_info()
-    train_ds, val_ds, skipped = build_data(cfg, info)
+    train_ds, val_ds, skipped, found = build_data(cfg, info)
+    if progress:
+        print(_data_line(found), flush=True)
     workers = cfg.workers if cfg.workers is not None else _default_workers(device)
     sampler_gen = torch.Generator()
     loader_kw = {
@@ -261,6 +263,7 @@ def _fit(
     reduce = all_reduce_sum if ctx.enabled else None
 
     result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
+    result.data = found
     result.main_process = ctx.is_main
     epoch = first_epoch
     latch = SigintLatch()
@@ -332,6 +335,13 @@ def _reduce_stats(stats: EpochStats, device: torch.device) -> EpochStats:
     return EpochStats(loss_sum / max(images, 1), int(images), stats.seconds, int(skipped))
 
 
+def _data_line(found: dict[str, Any]) -> str:
+    return (
+        f"data: {found['layout']} layout, {found['train_samples']} training and "
+        f"{found['val_samples']} validation samples (validation: {found['val_source']})"
+    )
+
+
 def _metric_cols(val: dict[str, float]) -> dict[str, float]:
     return {k: val[k] for k in ("acc", "dice", "iou", "map")}
 
@@ -390,6 +400,7 @@ def _write_summary(run_dir: Path, result: FitResult) -> None:
         "seconds": round(result.seconds, 2),
         "stopped_early": result.stopped_early,
         "interrupted": result.interrupted,
+        **{key: result.data[key] for key in ("layout", "train_samples", "val_samples")},
         "skipped_samples": [{"file": f, "problem": p} for f, p in result.skipped_samples],
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -11,6 +11,8 @@ Conventions shared by every loss here:
   empty mask predicted empty costs 0. Multi-class: the mean over all classes, background
   included (so an image-wide background class keeps a gradient toward confident
   predictions); binary: the single foreground channel.
+- Target pixels equal to `IGNORE_INDEX` (255) are left out of every loss: they are neither
+  foreground nor background, and add nothing to any sum or mean.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.config import LOSSES
+from trainer.config import IGNORE_INDEX, LOSSES
 
 Logits = Tensor | list[Tensor] | tuple[Tensor, ...]
 
@@ -55,9 +57,14 @@ class BCELoss(SegmentationLoss):
     """BCE-with-logits for binary outputs, cross-entropy for multi-class outputs."""
 
     def single(self, logits: Tensor, target: Tensor) -> Tensor:
-        if self.num_classes == 1:
-            return F.binary_cross_entropy_with_logits(logits[:, 0], (target > 0).float())
-        return F.cross_entropy(logits, target.long())
+        if self.num_classes > 1:
+            return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+        valid = target != IGNORE_INDEX
+        foreground = ((target > 0) & valid).float()
+        if bool(valid.all()):
+            return F.binary_cross_entropy_with_logits(logits[:, 0], foreground)
+        losses = F.binary_cross_entropy_with_logits(logits[:, 0], foreground, reduction="none")
+        return (losses * valid).sum() / valid.sum().clamp_min(1)
 
 
 class DiceLoss(SegmentationLoss):
@@ -159,8 +166,16 @@ def check_shapes(logits: Tensor, target: Tensor, num_classes: int) -> None:
 
 
 def _probs_and_onehot(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Probabilities and float one-hot targets, both `(N, K, H, W)`: K = 1 binary, else C."""
+    """Probabilities and float one-hot targets, both `(N, K, H, W)`: K = 1 binary, else C.
+
+    Both are zero at ignored pixels, so those add nothing to the region losses' sums."""
+    valid = (target != IGNORE_INDEX).unsqueeze(1)
     if logits.shape[1] == 1:
-        return torch.sigmoid(logits), (target > 0).float().unsqueeze(1)
-    onehot = F.one_hot(target.long(), logits.shape[1]).permute(0, 3, 1, 2).float()
-    return torch.softmax(logits, dim=1), onehot
+        probs, onehot = torch.sigmoid(logits), (target > 0).float().unsqueeze(1)
+    else:
+        ids = torch.where(valid[:, 0], target, 0).long()
+        onehot = F.one_hot(ids, logits.shape[1]).permute(0, 3, 1, 2).float()
+        probs = torch.softmax(logits, dim=1)
+    if bool(valid.all()):
+        return probs, onehot
+    return probs * valid, onehot * valid

@@ -16,6 +16,9 @@
   any. Multi-class: per image, the mean over the foreground classes present in its ground truth
   of the one-vs-rest AP of that class's softmax probability.
 
+Target pixels equal to `IGNORE_INDEX` (255) are left out of every metric: they count in no
+pixel total, are neither foreground nor background for Dice and IoU, and take no part in AP.
+
 The state is one float64 tensor of sums and counts (`state_tensor()`), so a distributed run can
 ``all_reduce`` it with SUM, `load_state_tensor()` the result, and then `compute()`.
 """
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.config import IGNORE_INDEX
 from trainer.losses import check_shapes
 
 STATE_FIELDS = (
@@ -65,24 +69,26 @@ class SegmentationMetrics:
             logits = logits[-1]
         check_shapes(logits, target, self.num_classes)
         logits = logits.float()
+        valid = target != IGNORE_INDEX
         if self.num_classes == 1:
             probs = torch.sigmoid(logits)
             pred = (probs[:, 0] >= self.threshold).long()
-            target = (target > 0).long()
+            target = ((target > 0) & valid).long()
         else:
             probs = torch.softmax(logits, dim=1)
             pred = probs.argmax(dim=1)
-            target = target.long()
+            target = torch.where(valid, target, 0).long()
         classes = max(self.num_classes, 2)
-        pred_1hot = _foreground_onehot(pred, classes)
+        pred_1hot = _foreground_onehot(pred, classes) & valid.unsqueeze(1)
         true_1hot = _foreground_onehot(target, classes)
         fg_probs = probs if self.num_classes == 1 else probs[:, 1:]
+        fg_probs = torch.where(valid.unsqueeze(1), fg_probs, -math.inf)  # ranked last in AP
         dice, iou = _per_image_dice_iou(pred_1hot, true_1hot)
         ap_sum, ap_images = _per_image_ap_sum(fg_probs, true_1hot)
         batch = torch.stack(
             [
-                (pred == target).sum().double(),
-                torch.tensor(float(target.numel()), dtype=torch.float64, device=target.device),
+                ((pred == target) & valid).sum().double(),
+                valid.sum().double(),
                 dice.sum(),
                 iou.sum(),
                 torch.tensor(float(target.shape[0]), dtype=torch.float64, device=target.device),

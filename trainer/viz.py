@@ -27,7 +27,8 @@ from matplotlib.patches import Patch
 from runtime.errors import ArgumentError, NotFoundError
 from trainer.checkpoint import info_of, load_checkpoint, model_from_checkpoint
 from trainer.data import SegmentationDataset, build_transform
-from trainer.evaluate import class_map_of, split_samples
+from trainer.data.source import DataSource
+from trainer.evaluate import as_source, class_map_of, split_samples
 from trainer.figures import new_figure, save_figure
 from trainer.models import list_models, model_spec
 from trainer.models.blocks import AttentionGate
@@ -61,7 +62,7 @@ class Prediction:
 
 def load_images(
     ckpt: dict,
-    data: str | Path,
+    data: str | Path | DataSource,
     indices: Sequence[int] | None = None,
     split: str = "val",
     count: int = 4,
@@ -71,10 +72,16 @@ def load_images(
     A folder without train/ and val/ or test/ is split as the run split it: with the
     `val_fraction` and `seed` of the checkpoint's training configuration.
     """
+    source = as_source(data)
     trained = ckpt.get("train_config") or {}
-    same_data = trained.get("data") and Path(trained["data"]).resolve() == Path(data).resolve()
-    annotations = trained.get("annotations") if same_data else None
-    samples = split_samples(ckpt, data, split, annotations)
+    same_data = (
+        source.data is not None
+        and trained.get("data")
+        and Path(trained["data"]).resolve() == Path(source.data).resolve()
+    )
+    if same_data and source.annotations is None and trained.get("annotations"):
+        source = source.replace(annotations=trained["annotations"])
+    samples = split_samples(ckpt, source, split)
     info = info_of(ckpt)
     transform = build_transform("plain", info.input_size, train=False, mean=info.mean, std=info.std)
     chosen = list(indices) if indices else list(range(min(count, len(samples))))
@@ -176,7 +183,7 @@ def _grid(rows: int, cols: int, cell: float = 2.2):
 
 def plot_compare(
     ckpt_path: str | Path,
-    data: str | Path,
+    data: str | Path | DataSource,
     out_png: str | Path,
     indices: Sequence[int] | None = None,
     split: str = "val",
@@ -246,7 +253,7 @@ def _count(change: np.ndarray, colour: tuple[int, int, int]) -> int:
 
 def plot_evolution(
     ckpt_paths: Sequence[str | Path],
-    data: str | Path,
+    data: str | Path | DataSource,
     out_png: str | Path,
     indices: Sequence[int] | None = None,
     split: str = "val",
@@ -291,7 +298,7 @@ def attention_gates(model: torch.nn.Module) -> list[tuple[str, AttentionGate]]:
 
 def plot_attention(
     ckpt_path: str | Path,
-    data: str | Path,
+    data: str | Path | DataSource,
     out_png: str | Path,
     indices: Sequence[int] | None = None,
     split: str = "val",

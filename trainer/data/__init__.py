@@ -1,32 +1,43 @@
-"""Data layer: reading images and annotations, finding samples, splits, the Dataset, transforms."""
+"""Data layer: reading images and annotations, dataset layouts, splits, the Dataset, transforms.
 
-from runtime.errors import DataError
-from runtime.images import IMAGE_EXTENSIONS, image_size, read_image
-from trainer.data.dataset import SegmentationDataset, load_sample
-from trainer.data.discover import MASK_SUFFIXES, Sample, Splits, find_samples, resolve_splits
-from trainer.data.labelme import load_labelme
-from trainer.data.masks import load_mask
-from trainer.data.sample import default_sample_dir, make_sample_dataset
-from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PRESETS, build_transform
+The names below are imported on first use, so the torch-free parts (`trainer.data.options`,
+`trainer.data.source`, the layout readers) can be imported by a command line without torch.
+"""
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "IMAGE_EXTENSIONS",
-    "MASK_SUFFIXES",
-    "PRESETS",
-    "DataError",
-    "Sample",
-    "SegmentationDataset",
-    "Splits",
-    "build_transform",
-    "default_sample_dir",
-    "find_samples",
-    "image_size",
-    "load_labelme",
-    "load_mask",
-    "load_sample",
-    "make_sample_dataset",
-    "read_image",
-    "resolve_splits",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "DataError": "runtime.errors",
+    "IMAGE_EXTENSIONS": "runtime.images",
+    "image_size": "runtime.images",
+    "read_image": "runtime.images",
+    "IMAGENET_MEAN": "runtime.metadata",
+    "IMAGENET_STD": "runtime.metadata",
+    "SegmentationDataset": "trainer.data.dataset",
+    "load_sample": "trainer.data.dataset",
+    "MASK_SUFFIXES": "trainer.data.pairs",
+    "Sample": "trainer.data.discover",
+    "Splits": "trainer.data.discover",
+    "find_samples": "trainer.data.discover",
+    "pair_folders": "trainer.data.discover",
+    "resolve_splits": "trainer.data.discover",
+    "DataSource": "trainer.data.source",
+    "resolve_source": "trainer.data.source",
+    "load_labelme": "trainer.data.labelme",
+    "load_mask": "trainer.data.masks",
+    "default_sample_dir": "trainer.data.sample",
+    "make_sample_dataset": "trainer.data.sample",
+    "PRESETS": "trainer.data.transforms",
+    "build_transform": "trainer.data.transforms",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainer.data' has no attribute {name!r}")

@@ -13,12 +13,27 @@ from torch.utils.data import Dataset
 
 from runtime.errors import DataError
 from runtime.images import read_image
-from trainer.config import BAD_SAMPLE_MODES
+from trainer.config import BAD_SAMPLE_MODES, IGNORE_INDEX
+from trainer.data.coco import read_coco_mask
 from trainer.data.discover import Sample
 from trainer.data.labelme import load_labelme
-from trainer.data.masks import load_mask
+from trainer.data.masks import read_folder_mask
+from trainer.data.voc import read_voc_mask
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _labelme_mask(sample: Sample, image_shape, class_map) -> np.ndarray:
+    return load_labelme(sample.annotation, image_shape, class_map)
+
+
+# Sample kind -> its mask reader: (sample, image (h, w), class_map) -> HxW uint8 class ids.
+MASK_READERS: dict[str, Callable[..., np.ndarray]] = {
+    "labelme": _labelme_mask,
+    "mask": read_folder_mask,
+    "voc": read_voc_mask,
+    "coco": read_coco_mask,
+}
 
 
 def load_sample(
@@ -27,22 +42,16 @@ def load_sample(
     """(HxWx3 uint8 RGB image, HxW uint8 mask) of a sample, checked to agree in size.
 
     Binary (class_map None): mask values 0/1. Multi-class: ids 0..max(class_map.values()).
+    Either may hold `IGNORE_INDEX` where the layout marks pixels to ignore.
     """
     image = read_image(sample.image)
-    if sample.kind == "labelme":
-        return image, load_labelme(sample.annotation, image.shape[:2], class_map)
-    mask = load_mask(sample.annotation, binary=class_map is None)
-    if mask.shape != image.shape[:2]:
-        raise DataError(
-            sample.annotation,
-            f"mask is {mask.shape[0]}x{mask.shape[1]} but its image {sample.image.name} is "
-            f"{image.shape[0]}x{image.shape[1]}",
-        )
+    mask = MASK_READERS[sample.kind](sample, image.shape[:2], class_map)
     top_id = max(class_map.values()) if class_map is not None else 1
-    if mask.max(initial=0) > top_id:
+    labelled = mask[mask != IGNORE_INDEX]
+    if labelled.max(initial=0) > top_id:
         raise DataError(
             sample.annotation,
-            f"class id {int(mask.max())} in the mask; the classes go up to {top_id}",
+            f"class id {int(labelled.max())} in the mask; the classes go up to {top_id}",
         )
     return image, mask
 

@@ -6,6 +6,11 @@ threshold is 128 instead of 0 (compression noise around a 0/255 mask is not fore
 Multi-class (`binary=False`): the stored values are the class ids; palette PNGs give their
 palette indices (read with PIL), single-channel images their values, and RGB images whose
 three channels agree the common channel. Coloured RGB masks and ids above 255 are refused.
+
+A stored value given as `ignore_index` (`--ignore-index`) marks pixels to ignore: they become
+`IGNORE_INDEX` and count neither as foreground nor in any loss or metric. A mask at another
+scale than its image but with the same aspect ratio is scaled to it (nearest neighbour) when
+the sample allows it (`--resize-masks`); otherwise the sample is refused, with that hint.
 """
 
 from __future__ import annotations
@@ -13,17 +18,49 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from runtime.errors import DataError
 from runtime.images import JPEG_EXTENSIONS, decode_unchanged, read_bytes
+from trainer.config import IGNORE_INDEX
+from trainer.data.discover import Sample
 
 MAX_CLASS_ID = 255
 _JPEG_THRESHOLD = 127
+ASPECT_TOLERANCE = 0.02  # relative: masks at another scale must keep their image's shape
 
 
-def load_mask(path: str | Path, binary: bool = True) -> np.ndarray:
-    """The mask at `path` as HxW uint8: 0/1 when `binary`, else the stored class ids."""
+def read_folder_mask(
+    sample: Sample, image_shape: tuple[int, int], class_map: dict[str, int] | None
+) -> np.ndarray:
+    """A mask-folder sample's mask at its image's size, with its ignore value marked."""
+    path = sample.annotation
+    mask = load_mask(path, binary=class_map is None, ignore_index=sample.ignore_index)
+    if mask.shape != tuple(image_shape):
+        mask = _fit_to_image(sample, mask, image_shape)
+    return mask
+
+
+def _fit_to_image(sample: Sample, mask: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    (mh, mw), (ih, iw) = mask.shape, image_shape
+    same_aspect = abs((mh / mw) / (ih / iw) - 1) <= ASPECT_TOLERANCE
+    if sample.resize_mask and same_aspect:
+        return cv2.resize(mask, (iw, ih), interpolation=cv2.INTER_NEAREST)
+    hint = ""
+    if same_aspect:
+        hint = " (the same aspect ratio: pass --resize-masks to scale the masks to their images)"
+    raise DataError(
+        sample.annotation,
+        f"mask is {mh}x{mw} but its image {sample.image.name} is {ih}x{iw}{hint}",
+    )
+
+
+def load_mask(path: str | Path, binary: bool = True, ignore_index: int | None = None) -> np.ndarray:
+    """The mask at `path` as HxW uint8: 0/1 when `binary`, else the stored class ids.
+
+    Pixels whose stored value is `ignore_index` become `IGNORE_INDEX` (never foreground).
+    """
     path = Path(path)
     data = read_bytes(path)
     values = _palette_indices(data)
@@ -33,6 +70,14 @@ def load_mask(path: str | Path, binary: bool = True) -> np.ndarray:
         raise DataError(path, f"floating-point mask ({values.dtype}); save integer class ids")
     if values.ndim == 3:
         values = _single_channel(path, values, binary)
+    ignored = None if ignore_index is None else values == ignore_index
+    mask = _class_values(path, values, binary)
+    if ignored is not None:
+        mask[ignored] = IGNORE_INDEX
+    return mask
+
+
+def _class_values(path: Path, values: np.ndarray, binary: bool) -> np.ndarray:
     if binary:
         threshold = _JPEG_THRESHOLD if path.suffix.lower() in JPEG_EXTENSIONS else 0
         return (values > threshold).astype(np.uint8)

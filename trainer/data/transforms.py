@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as F
 
 from runtime.errors import ArgumentError
 from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
-from trainer.config import AUG_PRESETS
+from trainer.config import AUG_PRESETS, IGNORE_INDEX
 
 PRESETS = AUG_PRESETS
 CROP_SCALE = (0.5, 1.0)
@@ -111,7 +111,8 @@ def object_crop_box(
     height, width = mask.shape[-2:]
     share = scale[0] + (scale[1] - scale[0]) * float(torch.rand(()))
     crop_h, crop_w = max(1, round(share * height)), max(1, round(share * width))
-    foreground = mask.reshape(height, width) > 0
+    ids = mask.reshape(height, width)
+    foreground = (ids > 0) & (ids != IGNORE_INDEX)
     if foreground.any():
         rows = torch.nonzero(foreground.any(dim=1))
         cols = torch.nonzero(foreground.any(dim=0))
