@@ -42,12 +42,13 @@ PRETRAINED_ENCODER_LR = 1e-5
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a training run; `None` means "use the documented default"."""
+class DataSource:
+    """Where a dataset is and how to read it: the data options of `segtrain fit`, `evaluate`,
+    `plot` and `segexport evaluate` (read by `trainer.data.source.resolve_source`); all
+    None/False: the built-in sample data. `TrainConfig` starts with these fields."""
 
     data: str | None = None
     annotations: str | None = None
-    # the other data options (trainer.data.source.DataSource)
     images: str | None = None
     masks: str | None = None
     val_images: str | None = None
@@ -55,6 +56,32 @@ class TrainConfig:
     coco: str | None = None
     resize_masks: bool = False
     ignore_index: int | None = None
+
+    @classmethod
+    def from_options(cls, options: Any) -> DataSource:
+        """The source of a config or an options dict (other keys are ignored)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if isinstance(options, dict):
+            values = {name: options[name] for name in names if name in options}
+        else:
+            values = {name: getattr(options, name) for name in names if hasattr(options, name)}
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    @property
+    def given(self) -> bool:
+        """Whether any dataset was named (else the built-in sample data is meant)."""
+        return any(v is not None for v in (self.data, self.images, self.coco))
+
+    def replace(self, **changes: Any) -> DataSource:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class TrainConfig(DataSource):
+    """Everything that defines a training run; `None` means "use the documented default".
+
+    The data options come first (inherited from `DataSource`)."""
+
     arch: str = "unet"
     width: int | None = None
     img_size: int | None = None

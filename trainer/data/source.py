@@ -13,12 +13,10 @@ command); `resolve_source` turns them into train and validation samples:
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from runtime.errors import ArgumentError
+from trainer.config import DataSource
 from trainer.data.discover import (
     Problem,
     Splits,
@@ -30,38 +28,7 @@ from trainer.data.discover import (
 
 FOLDER_PAIRS = "folder pairs"
 
-
-@dataclass(frozen=True)
-class DataSource:
-    """The data options (see the module docstring); all None/False: the built-in sample."""
-
-    data: str | None = None
-    annotations: str | None = None
-    images: str | None = None
-    masks: str | None = None
-    val_images: str | None = None
-    val_masks: str | None = None
-    coco: str | None = None
-    resize_masks: bool = False
-    ignore_index: int | None = None
-
-    @classmethod
-    def from_options(cls, options: Any) -> DataSource:
-        """The source of a config or an options dict (other keys are ignored)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        if isinstance(options, dict):
-            values = {name: options[name] for name in names if name in options}
-        else:
-            values = {name: getattr(options, name) for name in names if hasattr(options, name)}
-        return cls(**{k: v for k, v in values.items() if v is not None})
-
-    @property
-    def given(self) -> bool:
-        """Whether any dataset was named (else the built-in sample data is meant)."""
-        return any(v is not None for v in (self.data, self.images, self.coco))
-
-    def replace(self, **changes: Any) -> DataSource:
-        return dataclasses.replace(self, **changes)
+__all__ = ["DataSource", "resolve_source"]
 
 
 def resolve_source(
