@@ -1,15 +1,22 @@
-"""`segpredict MODEL IMAGES... --out DIR`: masks (PNG), overlays and labelme JSON for images.
+"""`segpredict MODEL INPUTS... --out DIR`: masks (PNG), overlays and labelme JSON for images
+and videos.
 
-IMAGES are files or folders (searched recursively for .jpg .jpeg .png .bmp .tif .tiff).
-For each image it writes `DIR/<name>.png`, the mask (0/255 for binary models so it is
-visible, class ids for multi-class ones), with `--overlay` `DIR/<name>_overlay.jpg`, and with
-`--polygons` `DIR/<name>.json` (labelme; its imagePath points back at the image). `<name>` is
-the image's path inside a folder argument (so same-named files in subfolders do not clash)
-or its stem for a file argument.
+INPUTS are image files, video files (.mp4 .avi .mov .mkv .webm ...), RTSP/HTTP stream URLs
+or folders (searched recursively for images and videos), mixed in any order.
+- Each image gives `DIR/<name>.png`, the mask (0/255 for binary models so it is visible,
+  class ids for multi-class ones), with `--overlay` `DIR/<name>_overlay.jpg`, and with
+  `--polygons` `DIR/<name>.json` (labelme; its imagePath points back at the image).
+- Each video gives `DIR/<name>/<frame:06d>.png` per kept frame (`--every N`: every N-th
+  frame, numbered by its index in the video) and with `--overlay` `DIR/<name>_overlay.mp4`
+  at the source's size and frame rate (divided by N). Frames decode in a background thread
+  while the model runs (`runtime.stream`).
+`<name>` is the input's path inside a folder argument (so same-named files in subfolders do
+not clash), its stem for a file argument, or the last part of a URL.
 
-Exit codes: 0 when every image was written; 1 when some could not be read or written (the
-others are written, the failures listed at the end); 2 for bad arguments (unknown backend,
-missing model or image path, a model without segkit metadata, clashing output names).
+Exit codes: 0 when every input was written; 1 when some could not be read or written, or a
+stream ended early (what was written is kept, the failures listed at the end); 2 for bad
+arguments (unknown backend, missing model or input path, a model without segkit metadata,
+clashing output names, a video that cannot be opened).
 """
 
 from __future__ import annotations
@@ -35,41 +42,56 @@ from runtime.io import atomic_write, atomic_write_text
 from runtime.overlay import overlay
 from runtime.polygons import mask_to_labelme
 from runtime.segmenter import Segmenter
+from runtime.stream import StreamError, is_stream_url, is_video_path
+from runtime.video_writer import VideoWriter
 
 
 @dataclass(frozen=True)
 class Job:
-    """One image and where its outputs go (`stem` is `DIR/<name>` without a suffix)."""
+    """One input and where its outputs go (`stem` is `DIR/<name>` without a suffix)."""
 
-    image: Path
+    image: Path | str  # an image or video path, or a stream URL
     stem: Path
+    video: bool = False
 
     def output(self, suffix: str) -> Path:
         return self.stem.with_name(self.stem.name + suffix)
 
 
-def collect_jobs(inputs: list[Path], out: Path) -> list[Job]:
-    """The images named by `inputs` (files, or folders searched recursively), in order."""
+def collect_jobs(inputs: list[str | Path], out: Path) -> list[Job]:
+    """The images and videos named by `inputs` (files, URLs, or folders searched
+    recursively), in order."""
     jobs = []
-    for item in inputs:
+    for given in inputs:
+        if is_stream_url(given):
+            name = str(given).rstrip("/").rsplit("/", 1)[-1] or "stream"
+            jobs.append(Job(str(given), out / Path(name).stem, video=True))
+            continue
+        item = Path(given)
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and is_image_file(p))
+            found = sorted(p for p in item.rglob("*") if p.is_file() and _is_input(p))
             if not found:
-                raise ArgumentError(item, "no images (.jpg .jpeg .png .bmp .tif .tiff) in folder")
-            jobs += [Job(p, out / p.relative_to(item).with_suffix("")) for p in found]
+                raise ArgumentError(item, "no images or videos in this folder")
+            jobs += [
+                Job(p, out / p.relative_to(item).with_suffix(""), is_video_path(p)) for p in found
+            ]
         elif item.is_file():
-            jobs.append(Job(item, out / item.stem))
+            jobs.append(Job(item, out / item.stem, is_video_path(item)))
         else:
             raise ArgumentError(item, "no such file or folder")
     return jobs
 
 
+def _is_input(path: Path) -> bool:
+    return is_image_file(path) or (is_video_path(path) and not path.name.startswith("."))
+
+
 def check_outputs(jobs: list[Job]) -> None:
     """Refuse output names used twice and masks that would overwrite an input image."""
-    owners: dict[Path, Path] = {}
-    inputs = {job.image.resolve() for job in jobs}
+    owners: dict[Path, Path | str] = {}
+    inputs = {Path(job.image).resolve() for job in jobs if not is_stream_url(job.image)}
     for job in jobs:
-        mask = job.output(".png").resolve()
+        mask = (job.stem if job.video else job.output(".png")).resolve()
         if mask in owners:
             raise ArgumentError(
                 job.image, f"its outputs would overwrite those of {owners[mask]} ({mask.name})"
@@ -81,9 +103,21 @@ def check_outputs(jobs: list[Job]) -> None:
 
 @click.command(cls=SegkitCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--overlay", "write_overlay", is_flag=True, help="Also write <name>_overlay.jpg.")
+@click.option(
+    "--overlay",
+    "write_overlay",
+    is_flag=True,
+    help="Also write <name>_overlay.jpg (images) or <name>_overlay.mp4 (videos).",
+)
+@click.option(
+    "--every",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Videos: segment every N-th frame.",
+)
 @click.option("--polygons", is_flag=True, help="Also write labelme polygons as <name>.json.")
 @click.option(
     "--threshold", type=click.FloatRange(0, 1), help="Mask threshold [default: the model's]."
@@ -110,10 +144,11 @@ def check_outputs(jobs: list[Job]) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
-    model, images, out, write_overlay, polygons, threshold, batch_size, backend, device, tile,
-    epsilon, threads, quiet,
+    model, images, out, write_overlay, every, polygons, threshold, batch_size, backend, device,
+    tile, epsilon, threads, quiet,
 ) -> None:  # fmt: skip
-    """Segment IMAGES (files or folders) with MODEL (.onnx or .engine) and write masks to --out."""
+    """Segment IMAGES (image or video files, stream URLs, folders) with MODEL (.onnx or
+    .engine) and write masks to --out."""
     jobs = collect_jobs(list(images), out)
     check_outputs(jobs)
     tile_mode = {"off": False, "on": True, "auto": "auto"}[tile]
@@ -134,12 +169,19 @@ def main(
             polygons=polygons,
             epsilon=epsilon,
         )
-        with tqdm(total=len(jobs), unit="img", disable=quiet, file=sys.stderr) as bar:
-            for start in range(0, len(jobs), batch_size):
-                chunk = jobs[start : start + batch_size]
+        stills = [job for job in jobs if not job.video]
+        with tqdm(
+            total=len(stills), unit="img", disable=quiet or not stills, file=sys.stderr
+        ) as bar:
+            for start in range(0, len(stills), batch_size):
+                chunk = stills[start : start + batch_size]
                 failures += _segment_chunk(seg, chunk, tile_mode, write)
                 bar.update(len(chunk))
-    click.echo(f"wrote the masks of {len(jobs) - len(failures)} of {len(jobs)} images to {out}")
+        for job in (job for job in jobs if job.video):
+            failures += segment_video(
+                seg, job, every=every, tile=tile_mode, write_overlay=write_overlay, quiet=quiet
+            )
+    click.echo(f"wrote the masks of {len(jobs) - len(failures)} of {len(jobs)} inputs to {out}")
     if failures:
         click.echo(f"{len(failures)} failed:", err=True)
         for path, problem in failures:
@@ -196,3 +238,29 @@ def _write_image(path: Path, array: np.ndarray) -> None:
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name}")
     atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
+
+
+def segment_video(
+    seg: Segmenter, job: Job, *, every: int, tile: bool | str, write_overlay: bool, quiet: bool
+) -> list[tuple[Path | str, str]]:
+    """Masks (and the overlay video) of one video or stream; the problem if it ended early."""
+    results = seg.predict_stream(job.image, every=every, tile=tile)  # opens it: errors now
+    total = -(-results.count // every) if results.count else None
+    writer = VideoWriter(job.output("_overlay.mp4"), results.fps and results.fps / every)
+    scale = 255 if seg.metadata.num_classes == 1 else 1
+    written = 0
+    bar = tqdm(total=total, unit="frame", disable=quiet, file=sys.stderr, desc=job.stem.name)
+    try:
+        for result in results:
+            _write_image(job.stem / f"{result.index:06d}.png", result.mask * scale)
+            if write_overlay:
+                writer.write(overlay(result.image, result.mask))
+            written += 1
+            bar.update()
+    except StreamError as err:
+        return [(job.image, f"{err.problem}; kept the {written} frames written")]
+    finally:
+        bar.close()
+        results.close()
+        writer.close()
+    return []

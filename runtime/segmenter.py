@@ -26,7 +26,8 @@ from runtime.errors import ArgumentError
 from runtime.inputs import ARRAY, SINGLE, Inputs, as_inputs, load_image
 from runtime.metadata import ModelMetadata
 from runtime.postprocess import resize_probs, to_mask
-from runtime.preprocess import preprocess
+from runtime.preprocess import preprocess, resize_bilinear
+from runtime.stream import ResultStream, predict_stream
 from runtime.tiling import tiled_probabilities
 
 AUTO_TILE_FACTOR = 4
@@ -97,6 +98,26 @@ class Segmenter:
         cutoff = self.threshold if threshold is None else self._check_threshold(threshold)
         return self._map(images, bgr, tile, lambda probs: to_mask(probs, cutoff))
 
+    def predict_stream(
+        self,
+        source: Any,
+        *,
+        batch_size: int | None = None,
+        threshold: float | None = None,
+        tile: bool | str = False,
+        every: int = 1,
+        bgr: bool = False,
+    ) -> ResultStream:
+        """Masks of a video file, camera index, RTSP/HTTP URL or iterable of frames, as a
+        generator of `StreamResult`s (frame index, timestamp, mask at the frame's size, frame),
+        in order; every `every`-th frame. Frames decode in a background thread while the
+        previous batch runs; closing the generator releases the capture (`runtime.stream`).
+        `bgr` applies to iterables of OpenCV frames (captures are converted already)."""
+        return predict_stream(
+            self, source, batch_size=batch_size, threshold=threshold, tile=tile, every=every,
+            bgr=bgr,
+        )  # fmt: skip
+
     def predict_proba(self, images: Any, *, bgr: bool = False, tile: bool | str = False) -> Any:
         """Probabilities at each image's size: HxW float32 (binary) or HxWxC (multi-class)."""
         return self._map(images, bgr, tile, lambda probs: probs)
@@ -147,6 +168,21 @@ class Segmenter:
             for image, use_tiles in zip(images, tiled, strict=True):
                 probs = self._run_tiled(image) if use_tiles else next(direct_probs)
                 yield resize_probs(probs, image.shape[:2])
+
+    def _resized(self, image: np.ndarray) -> np.ndarray:
+        """An HxWx3 uint8 RGB image at the run size: the first step of `_run`, done ahead
+        (`predict_stream` does it in its decoder thread)."""
+        return resize_bilinear(image, self.input_size)
+
+    def _masks_of_resized(
+        self, resized: list[np.ndarray], sizes: list[tuple[int, int]], threshold: float | None
+    ) -> list[np.ndarray]:
+        """The masks `predict` gives for images of `sizes` whose `_resized` forms these are."""
+        cutoff = self.threshold if threshold is None else self._check_threshold(threshold)
+        probs = self._run(resized)
+        return [
+            to_mask(resize_probs(p, size), cutoff) for p, size in zip(probs, sizes, strict=True)
+        ]
 
     def _run(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, C, h, w) probabilities of uint8 RGB images resized to the run size."""
