@@ -54,13 +54,20 @@ def main() -> None:
 @click.option("--fp16", is_flag=True, help="float16 graph with float32 input and output.")
 @click.option("--simplify", is_flag=True, help="Fold constants and remove redundant nodes.")
 @click.option(
+    "--preprocess",
+    is_flag=True,
+    help="Preprocessing in the graph: input `pixels`, uint8 NHWC RGB of any size.",
+)
+@click.option(
     "--exporter",
     type=click.Choice(EXPORTERS),
     default="auto",
     show_default=True,
     help="torch.onnx exporter: dynamo (needs onnxscript) or the legacy torchscript tracer.",
 )
-def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, exporter) -> None:
+def onnx_command(
+    checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, preprocess, exporter
+) -> None:
     """Export a checkpoint to ONNX (input `images`, output `probs`, metadata embedded)."""
     from export.onnx_export import export_onnx
 
@@ -73,6 +80,7 @@ def onnx_command(checkpoint, output, opset, batch, dynamic_hw, fp16, simplify, e
         fp16=fp16,
         simplify=simplify,
         exporter=exporter,
+        preprocess=preprocess,
     )
     if result.simplify_summary:
         click.echo(result.simplify_summary)
@@ -218,3 +226,33 @@ def check_command(model, checkpoint, images_dir, n, batch_size, size, seed, as_j
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not report.passed:
         sys.exit(EXIT_FAILED)
+
+
+@main.command("triton")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", "repo", required=True, type=click.Path(path_type=Path),
+    help="Model repository folder (REPO/NAME/config.pbtxt, REPO/NAME/1/model.*).",
+)  # fmt: skip
+@click.option("--name", help="Model name [default: the file's stem].")
+@click.option(
+    "--max-batch", default=8, show_default=True, type=click.IntRange(min=1),
+    help="max_batch_size (models with a dynamic batch).",
+)  # fmt: skip
+@click.option("--instances", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--kind", default="auto", show_default=True,
+    type=click.Choice(["auto", "KIND_CPU", "KIND_GPU"]),
+    help="instance_group kind (auto: GPU for engines, CPU for ONNX).",
+)  # fmt: skip
+@click.option("--preprocess", is_flag=True, help="Preprocessing in the graph (uint8 pixels in).")
+def triton_command(model, repo, name, max_batch, instances, kind, preprocess) -> None:
+    """Write a Triton model repository for MODEL (.onnx or .engine): config.pbtxt from the
+    model itself, with its segkit metadata as parameters."""
+    from export.triton import write_repository
+
+    result = write_repository(
+        model, repo, name=name, max_batch=max_batch, instances=instances, kind=kind,
+        preprocess=preprocess,
+    )  # fmt: skip
+    click.echo(result.summary())

@@ -42,7 +42,7 @@ from export.simplify import simplify as simplify_graph
 from export.source import ExportSource, load_source
 from export.wrapper import ProbabilityModel
 from runtime.io import atomic_write
-from runtime.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from runtime.metadata import INPUT_NAME, OUTPUT_NAME, PIXELS_NAME, ModelMetadata
 
 # Opsets each exporter produces without version conversion: torchlib is written for opset 18
 # (older requests go through a lossy down-conversion); the TorchScript exporter stops at 20.
@@ -118,8 +118,12 @@ def export_onnx(
     fp16: bool = False,
     simplify: bool = False,
     exporter: str = "auto",
+    preprocess: bool = False,
 ) -> OnnxExport:
     """Export a checkpoint to ONNX. `batch=None` means a dynamic batch, an int a fixed one.
+
+    `preprocess=True` puts the preprocessing in the graph (`export.preprocess_graph`): the
+    input is then `pixels`, uint8 NHWC RGB of any size.
 
     Raises `ExportError` / `CheckpointError` naming the file or option for bad input.
     """
@@ -128,6 +132,10 @@ def export_onnx(
     check_opset(opset, exporter)
     if batch is not None and batch < 1:
         raise ExportError("--batch", f"batch size must be >= 1 or 'dynamic', got {batch}")
+    if preprocess and dynamic_hw:
+        raise ExportError(
+            "--preprocess", "resizes to the model's input size inside; drop --dynamic-hw"
+        )
     output = Path(output) if output is not None else default_onnx_path(checkpoint)
     check_writable(output)
     source = load_source(checkpoint)
@@ -154,6 +162,8 @@ def export_onnx(
         result = simplify_graph(model)
         model, summary = result.model, result.summary()
     declare_io_shapes(model, metadata)
+    if preprocess:
+        model, metadata = with_preprocessing(model, metadata)
     embed_metadata(model, metadata)
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -165,6 +175,19 @@ def export_onnx(
     return OnnxExport(
         output, metadata, time.perf_counter() - started, len(model.graph.node), summary
     )
+
+
+def with_preprocessing(
+    model: onnx.ModelProto, metadata: ModelMetadata
+) -> tuple[onnx.ModelProto, ModelMetadata]:
+    """The graph with its preprocessing inside, and its metadata saying so."""
+    from export.preprocess_graph import add_preprocessing
+
+    try:
+        merged = add_preprocessing(model, metadata)
+    except ValueError as err:
+        raise ExportError("--preprocess", str(err)) from err
+    return merged, metadata.replace(preprocess=True, input_name=PIXELS_NAME)
 
 
 def trace_to_onnx(source: ExportSource, metadata: ModelMetadata) -> onnx.ModelProto:
@@ -253,9 +276,15 @@ def embed_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
     onnx.helper.set_model_props(model, metadata.to_props())
     model.producer_name = "segkit"
     model.producer_version = metadata.project_version
+    if metadata.preprocess:
+        given = f"Input '{PIXELS_NAME}': (N, H, W, 3) uint8 RGB of any size, preprocessed inside. "
+    else:
+        given = (
+            f"Input '{INPUT_NAME}': (N, 3, H, W) float32, RGB, /255, normalized with mean "
+            f"{list(metadata.mean)} and std {list(metadata.std)}. "
+        )
     model.doc_string = (
-        f"{metadata.arch} segmentation. Input '{INPUT_NAME}': (N, 3, H, W) float32, RGB, /255, "
-        f"normalized with mean {list(metadata.mean)} and std {list(metadata.std)}. "
+        f"{metadata.arch} segmentation. {given}"
         f"Output '{OUTPUT_NAME}': (N, {metadata.num_classes}, H, W) float32 "
         f"{metadata.output_kind} probabilities."
     )
@@ -274,9 +303,12 @@ def smoke_test(data: bytes, metadata: ModelMetadata, output: Path) -> None:
     batch = metadata.batch_size or 1
     rng = np.random.default_rng(0)
     for h, w in sizes:
-        images = rng.standard_normal((batch, len(metadata.mean), h, w), dtype=np.float32)
+        if metadata.preprocess:  # raw pixels of another size than the model's
+            images = rng.integers(0, 256, (batch, h + 7, w + 3, 3), dtype=np.uint8)
+        else:
+            images = rng.standard_normal((batch, len(metadata.mean), h, w), dtype=np.float32)
         try:
-            (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: images})
+            (probs,) = session.run([OUTPUT_NAME], {metadata.input_name: images})
         except Exception as err:
             raise ExportError(
                 output, f"the exported graph fails in ONNX Runtime at {h}x{w}: {err}"

@@ -72,6 +72,10 @@ class ImageError(InputError, DataError):
     """An image file is missing, unreadable or cannot be decoded; `path` is the file."""
 
 
+class ImageTooLarge(ImageError):
+    """An image has more pixels than the limit (`max_pixels`); refused before decoding."""
+
+
 class BackendFallbackWarning(RuntimeWarning):
     """A session runs on fewer execution providers than were asked for (e.g. CPU, not CUDA)."""
 

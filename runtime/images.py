@@ -10,12 +10,14 @@ non-ASCII) works. Training reads images with the same code.
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from runtime.errors import ImageError
+from runtime.errors import ImageError, ImageTooLarge
 from runtime.pixels import to_rgb_uint8
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -58,15 +60,55 @@ def decode_unchanged(path: str | Path, data: bytes) -> np.ndarray:
     return array
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """The image at `path` as an HxWx3 uint8 RGB array (see the module docstring)."""
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """The image at `path` as an HxWx3 uint8 RGB array (see the module docstring).
+
+    With `max_pixels`, an image whose header states more pixels is refused before it is
+    decoded (`ImageTooLarge`), so a small file cannot expand into gigabytes."""
     path = Path(path)
     data = read_bytes(path)
+    if max_pixels is not None:
+        check_pixels(data, max_pixels, path)
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, path: str | Path = "image") -> np.ndarray:
+    """Encoded bytes (PNG, JPEG, ...) as an HxWx3 uint8 RGB array; `path` names it."""
+    path = Path(path)
     array = decode_unchanged(path, data)
     rgb = to_rgb_uint8(array, str(path), bgr=True, floats=False, error=ImageError)
     if path.suffix.lower() in JPEG_EXTENSIONS:
         rgb = apply_orientation(rgb, exif_orientation(data))
     return np.ascontiguousarray(rgb)
+
+
+def header_pixels(data: bytes) -> int | None:
+    """The pixel count stated by an encoded image's header, read without decoding its pixels
+    (Pillow); None when Pillow cannot read the header."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: judged here
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as err:  # past twice Pillow's own limit
+        numbers = re.findall(r"\d+", str(err))
+        return int(numbers[0]) if numbers else None
+    except Exception:  # noqa: BLE001 - not a header Pillow knows: OpenCV's decode decides
+        return None
+    return height * width
+
+
+def check_pixels(data: bytes, max_pixels: int, name: str | Path = "image") -> None:
+    """`ImageTooLarge` when the header states more than `max_pixels` pixels."""
+    pixels = header_pixels(data)
+    if pixels is not None and pixels > max_pixels:
+        raise ImageTooLarge(name, too_many_pixels(pixels, max_pixels))
+
+
+def too_many_pixels(pixels: int, max_pixels: int) -> str:
+    return f"{pixels:,} pixels is more than the limit of {max_pixels:,} (max_pixels=None lifts it)"
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

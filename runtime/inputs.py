@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import InputError
-from runtime.images import read_image
+from runtime.errors import ImageTooLarge, InputError
+from runtime.images import read_image, too_many_pixels
 from runtime.pixels import to_rgb_uint8
 
 SINGLE, LIST, ARRAY = "single", "list", "array"
@@ -60,12 +60,18 @@ def as_inputs(images: Any) -> Inputs:
     )
 
 
-def load_image(item: Any, name: str, bgr: bool = False) -> np.ndarray:
-    """One input as a contiguous HxWx3 uint8 RGB array; `name` labels it in errors."""
+def load_image(
+    item: Any, name: str, bgr: bool = False, max_pixels: int | None = None
+) -> np.ndarray:
+    """One input as a contiguous HxWx3 uint8 RGB array; `name` labels it in errors.
+
+    An image of more than `max_pixels` pixels is refused (a file before it is decoded)."""
     if isinstance(item, (str, os.PathLike)):
-        return read_image(item)
+        return read_image(item, max_pixels)
     if not isinstance(item, np.ndarray):
         raise InputError(name, f"expected a path or a numpy array, got {type(item).__name__}")
+    if max_pixels is not None and item.ndim >= 2 and item.shape[0] * item.shape[1] > max_pixels:
+        raise ImageTooLarge(name, too_many_pixels(item.shape[0] * item.shape[1], max_pixels))
     return to_rgb(item, name, bgr)
 
 

@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 PROP_PREFIX = "segkit."
 
 INPUT_NAME = "images"
+PIXELS_NAME = "pixels"  # the input of a graph with its preprocessing inside (`--preprocess`)
 OUTPUT_NAME = "probs"
 OUTPUT_KINDS = ("sigmoid", "softmax")
 PRECISIONS = ("fp32", "fp16")
@@ -129,6 +130,7 @@ class ModelMetadata:
     dynamic_hw: bool = False
     opset: int | None = None
     exporter: str = ""
+    preprocess: bool = False  # the graph takes uint8 NHWC `pixels` and preprocesses them
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
     engine: dict[str, Any] = field(default_factory=dict)
@@ -352,7 +354,9 @@ def _validate(meta: ModelMetadata, source: str) -> None:
         "opset", meta.opset is None or (_is_int(meta.opset) and meta.opset >= 1), "an opset number"
     )
     check("exporter", isinstance(meta.exporter, str), "a string")
-    check("input_name", meta.input_name == INPUT_NAME, repr(INPUT_NAME))
+    check("preprocess", isinstance(meta.preprocess, bool), "true or false")
+    expected_input = PIXELS_NAME if meta.preprocess else INPUT_NAME
+    check("input_name", meta.input_name == expected_input, repr(expected_input))
     check("output_name", meta.output_name == OUTPUT_NAME, repr(OUTPUT_NAME))
     check("engine", isinstance(meta.engine, dict), "an object")
 

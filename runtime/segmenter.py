@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends import Backend, open_backend
-from runtime.errors import ArgumentError
+from runtime.errors import ArgumentError, ModelError
 from runtime.inputs import ARRAY, SINGLE, Inputs, as_inputs, load_image
 from runtime.metadata import ModelMetadata
 from runtime.postprocess import resize_probs, to_mask
@@ -31,6 +31,7 @@ from runtime.stream import ResultStream, predict_stream
 from runtime.tiling import tiled_probabilities
 
 AUTO_TILE_FACTOR = 4
+MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
 TILE_CHOICES = (False, True, "auto")
 
 
@@ -48,6 +49,9 @@ class Segmenter:
     - `input_size`: (height, width) to run at, for models exported with dynamic H/W only
       (None: the metadata's input size, the size the model was trained at).
     - `tile_overlap`: overlap of neighbouring tiles as a fraction of the tile (0 <= x < 1).
+    - `max_pixels`: images with more pixels are refused with `ImageTooLarge` (files before
+      they are decoded, from their header); the default is Pillow's `MAX_IMAGE_PIXELS`
+      (about 89 megapixels); None lifts the limit.
 
     A model file without segkit metadata raises `MetadataError`: without its input size,
     normalization and threshold the masks would be silently wrong.
@@ -64,19 +68,31 @@ class Segmenter:
         strict: bool = False,
         input_size: tuple[int, int] | None = None,
         tile_overlap: float = 0.5,
+        max_pixels: int | None = MAX_PIXELS,
     ):
         if not _is_int(batch_size) or batch_size < 1:
             raise ArgumentError("batch_size", f"expected an integer >= 1, got {batch_size!r}")
         if not _is_real(tile_overlap) or not 0.0 <= tile_overlap < 1.0:
             raise ArgumentError("tile_overlap", f"expected 0 <= overlap < 1, got {tile_overlap!r}")
+        if max_pixels is not None and (not _is_int(max_pixels) or max_pixels < 1):
+            raise ArgumentError(
+                "max_pixels", f"expected None or an integer >= 1, got {max_pixels!r}"
+            )
+        self.max_pixels = max_pixels
         self.batch_size = int(batch_size)
         self.tile_overlap = float(tile_overlap)
         self.backend: Backend = open_backend(model_path, backend, device, threads, strict)
         try:
             self.metadata: ModelMetadata = self.backend.metadata
+            if self.metadata.preprocess:
+                raise ModelError(
+                    self.backend.path,
+                    "this graph preprocesses inside (exported with --preprocess) and takes "
+                    "raw uint8 pixels; serve it with Triton, or use the plain export here",
+                )
             self.threshold = self._check_threshold(threshold)
             self.input_size = self.metadata.run_size(input_size, "input_size", self.backend.path)
-        except ArgumentError:
+        except (ArgumentError, ModelError):
             self.backend.close()
             raise
 
@@ -161,7 +177,7 @@ class Segmenter:
         items = inputs.items
         for start in range(0, len(items), self.batch_size):
             chunk = range(start, min(start + self.batch_size, len(items)))
-            images = [load_image(items[i], _name(inputs, i), bgr) for i in chunk]
+            images = [load_image(items[i], _name(inputs, i), bgr, self.max_pixels) for i in chunk]
             tiled = [self._tiles(image, tile) for image in images]
             direct = [image for image, t in zip(images, tiled, strict=True) if not t]
             direct_probs = iter(self._run(direct) if direct else [])

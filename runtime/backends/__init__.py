@@ -13,22 +13,29 @@ import os
 from pathlib import Path
 
 from runtime.backends.base import Backend, BackendOptions
+from runtime.backends.remote import is_model_url
 from runtime.errors import ArgumentError, ModelError
 
 # backend name -> (module, class); the suffixes each backend opens
 BACKENDS = {
     "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend"),
     "tensorrt": ("runtime.backends.tensorrt", "TensorRTBackend"),
+    "remote": ("runtime.backends.remote", "RemoteBackend"),
 }
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt"}
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def backend_name(path: str | os.PathLike, backend: str = "auto") -> str:
-    """The backend for `path`: `backend` itself, or the one its suffix names when "auto"."""
-    path = Path(path)
+    """The backend for `path`: `backend` itself, or the one its suffix names when "auto" (an
+    http(s) URL names the remote backend)."""
     if backend != "auto" and backend not in BACKENDS:
         raise ArgumentError("backend", _unknown(backend, ["auto", *BACKENDS]))
+    if is_model_url(path):
+        if backend not in ("auto", "remote"):
+            raise ModelError(path, f"a URL is served by the remote backend, not {backend}")
+        return "remote"
+    path = Path(path)
     suffix = path.suffix.lower()
     by_suffix = SUFFIXES.get(suffix)
     if by_suffix is None:
