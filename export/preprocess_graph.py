@@ -5,10 +5,12 @@ request share a size). In the graph: NHWC -> NCHW, an antialiased bilinear `Resi
 model's input size (ONNX opset 18 `Resize` with `antialias=1`, half-pixel centres and
 `exclude_outside=1`: the filter of PIL and torchvision), `x / 255`, then `(x - mean) / std`;
 the result feeds the model's own `images` input. The output stays `probs` at the input
-size, to be resized to each image by the client. The resize runs in float, without the uint8 rounding between the horizontal and
-the vertical pass that training's resize has, so the tensor differs from
-`runtime.preprocess.preprocess` by about one grey level: at most 1.0 on the 400 butterfly
-photos at 128 and 256 px, 1.05 on generated images (`tests/test_triton.py` holds it).
+size, to be resized to each image by the client.
+
+The resize runs in float, without the uint8 rounding between the horizontal and the vertical
+pass that training's resize has, so the tensor differs from `runtime.preprocess.preprocess`
+by about one grey level: at most 1.0 on the 400 butterfly photos at 128 and 256 px, 1.05 on
+generated images (`tests/test_triton.py` holds it).
 """
 
 from __future__ import annotations
