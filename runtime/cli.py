@@ -181,7 +181,8 @@ def main(
             failures += segment_video(
                 seg, job, every=every, tile=tile_mode, write_overlay=write_overlay, quiet=quiet
             )
-    click.echo(f"wrote the masks of {len(jobs) - len(failures)} of {len(jobs)} inputs to {out}")
+    noun = "images" if len(stills) == len(jobs) else "inputs"
+    click.echo(f"wrote the masks of {len(jobs) - len(failures)} of {len(jobs)} {noun} to {out}")
     if failures:
         click.echo(f"{len(failures)} failed:", err=True)
         for path, problem in failures:
