@@ -20,7 +20,7 @@ from trainer.checkpoint import load_checkpoint
 from trainer.cli import main
 from trainer.config import TrainConfig
 from trainer.engine import TrainingDiverged
-from trainer.fit import fit
+from trainer.fit import TrainingRun, fit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--width", "4", "--img-size", "32", "--batch-size", "4", "--quiet"]
@@ -74,25 +74,56 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
     assert json.loads((out / "config.json").read_text())["width"] == 4
 
 
-def test_resume_continues_exactly(tiny_dataset, tmp_path):
-    straight = fit(
-        tiny_config(tiny_dataset, tmp_path / "a", epochs=3, aug="standard"), progress=False
-    )
+RECIPES = {
+    "default": {},
+    "original": {"schedule": "plateau", "ema": False, "optimizer": "adam", "weight_decay": 0.0},
+}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_interrupted_then_resumed_run_ends_with_the_same_weights(
+    tiny_dataset, tmp_path, monkeypatch, recipe
+):
+    kw = dict(epochs=3, aug="standard", warmup_epochs=1, **RECIPES[recipe])
+    straight = fit(tiny_config(tiny_dataset, tmp_path / "a", **kw), progress=False)
     assert straight.epochs_done == 3
 
-    fit(tiny_config(tiny_dataset, tmp_path / "b", epochs=1, aug="standard"), progress=False)
-    resumed = fit(
-        tiny_config(tiny_dataset, tmp_path / "b", epochs=3, aug="standard", resume=True),
-        given={"epochs": 3},
-        progress=False,
-    )
+    real_train_epoch = TrainingRun.train_epoch
+
+    def interrupted_at_epoch_2(run, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(run, epoch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainingRun, "train_epoch", interrupted_at_epoch_2)
+        stopped = fit(tiny_config(tiny_dataset, tmp_path / "b", **kw), progress=False)
+    assert stopped.interrupted and stopped.epochs_done == 1
+    resumed = fit(tiny_config(tiny_dataset, tmp_path / "b", resume=True, **kw), progress=False)
     assert resumed.epochs_done == 3
-    a = load_checkpoint(tmp_path / "a" / "last.pth")["model"]
-    b = load_checkpoint(tmp_path / "b" / "last.pth")["model"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    a, b = (load_checkpoint(tmp_path / run / "last.pth") for run in ("a", "b"))
+    weights = ["model", "raw_model"] if recipe == "default" else ["model"]
+    for name in weights:
+        for key in a[name]:
+            torch.testing.assert_close(a[name][key], b[name][key], rtol=0, atol=0, msg=key)
+    assert a["scheduler"] == b["scheduler"] and a.get("ema") == b.get("ema")
     rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+
+
+def test_more_epochs_on_resume_replan_the_cosine(tiny_dataset, tmp_path):
+    fit(tiny_config(tiny_dataset, tmp_path, epochs=2, warmup_epochs=0), progress=False)
+    first = [float(r["lr"]) for r in csv.DictReader((tmp_path / "metrics.csv").open())]
+    fit(
+        tiny_config(tiny_dataset, tmp_path, epochs=6, warmup_epochs=0, resume=True),
+        given={"epochs": 6},
+        progress=False,
+    )
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[:2] == first and len(lrs) == 6
+    # the 2-epoch plan had reached its floor; the 6-epoch one continues from its own epoch 2
+    assert lrs[2] > lrs[1] and lrs[2] > lrs[3] > lrs[4] > lrs[5]
 
 
 def test_resume_refuses_a_different_config(tiny_dataset, tmp_path):

@@ -220,4 +220,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     return model.to(device).eval()
 
 
-_TRAIN_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng", "train", "train_config")
+_TRAIN_STATE_KEYS = (
+    "optimizer", "scheduler", "scaler", "rng", "train", "train_config", "raw_model", "ema",
+)  # fmt: skip

@@ -18,6 +18,9 @@ AUG_PRESETS = ("plain", "standard", "crop")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 LR_SCALINGS = ("linear", "none")
 BAD_SAMPLE_MODES = ("skip", "error")
+SCHEDULES = ("cosine", "plateau", "constant")
+OPTIMIZERS = ("adamw", "adam")
+CACHE_MODES = ("ram", "none")
 
 # The mask value of pixels left out of every loss and metric (Pascal VOC's "void"; a mask
 # folder's `--ignore-index` value is read as this). Class ids stay below it.
@@ -26,9 +29,18 @@ IGNORE_INDEX = 255
 # Keys of earlier versions' config.json that no longer mean anything (read and dropped).
 LEGACY_KEYS = frozenset({"extra"})
 
+# The recipe of runs whose config.json predates these options: a resumed old run keeps it.
+LEGACY_RECIPE = {
+    "schedule": "plateau",
+    "warmup_epochs": 0,
+    "ema": False,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+}
+
 # Options that may change between a run and its `--resume` without making it another run.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "patience", "save_every", "workers", "device", "resume", "force", "out"}
+    {"epochs", "patience", "save_every", "workers", "cache", "device", "resume", "force", "out"}
 )
 
 # The quick configuration used on the built-in sample data (no `--data`): small enough to
@@ -109,6 +121,14 @@ class TrainConfig(DataSource):
     threshold: float = 0.5
     sync_bn: bool = False
     lr_scaling: str = "linear"
+    # The recipe: chosen on the butterflies (EXPERIMENTS.md, "Training recipe").
+    schedule: str = "cosine"
+    warmup_epochs: int = 3
+    ema: bool = True
+    ema_decay: float = 0.99
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    cache: str = "ram"
 
     @property
     def uses_sample_data(self) -> bool:
@@ -207,7 +227,11 @@ class TrainConfig(DataSource):
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+        """A saved run's config; one written before the recipe options keeps its recipe."""
+        values = json.loads(Path(path).read_text())
+        if "schedule" not in values:
+            values = {**LEGACY_RECIPE, **values}
+        return cls.from_dict(values, str(path))
 
     @classmethod
     def default(cls, name: str) -> Any:

@@ -35,7 +35,7 @@ class EpochStats:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def _to_device(batch, device: torch.device, channels_last: bool):
+def _to_device(batch, device: torch.device, channels_last: bool = False):
     images, masks = batch
     images = images.to(device, non_blocking=True)
     if channels_last:
@@ -53,11 +53,13 @@ def train_one_epoch(
     device: torch.device,
     epoch: int,
     *,
-    channels_last: bool = False,
+    after_step: Callable[[], None] | None = None,
     progress: bool = True,
     desc: str = "",
 ) -> EpochStats:
-    """Train for one pass over `loader`; raises `TrainingDiverged` on a non-finite loss."""
+    """Train for one pass over `loader` in `precision` (its autocast and memory format);
+    `after_step` runs after every optimizer step (schedule, EMA). Raises
+    `TrainingDiverged` on a non-finite loss."""
     model.train()
     total_loss, images_seen, skipped = 0.0, 0, 0
     start = time.perf_counter()
@@ -69,10 +71,10 @@ def train_one_epoch(
         unit="batch",
     )
     for step, batch in enumerate(bar, start=1):
-        images, masks = _to_device(batch, device, channels_last)
+        images, masks = _to_device(batch, device, precision.channels_last)
         with precision.autocast():
             logits = model(images)
-        loss = loss_fn(logits, masks)
+        loss = loss_fn(logits.float(), masks)
         if not torch.isfinite(loss):
             if not precision.uses_scaler:
                 raise TrainingDiverged(
@@ -85,6 +87,8 @@ def train_one_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if after_step is not None:
+            after_step()
         n = images.shape[0]
         if math.isfinite(loss.item()):
             total_loss += loss.item() * n
@@ -107,10 +111,12 @@ def evaluate(
     precision: Precision,
     device: torch.device,
     *,
-    channels_last: bool = False,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of `model` over `loader` (eval mode); keys loss, acc, dice, iou, map.
+
+    It runs in fp32 on the CPU whatever the training precision (`Precision.eval_autocast`),
+    so that runs in different precisions report comparable metrics.
 
     `reduce` sums a tensor over distributed ranks, so the result covers every rank's share.
     """
@@ -118,8 +124,8 @@ def evaluate(
     metrics.reset()
     total_loss, n_images = 0.0, 0
     for batch in loader:
-        images, masks = _to_device(batch, device, channels_last)
-        with precision.autocast():
+        images, masks = _to_device(batch, device, precision.channels_last)
+        with precision.eval_autocast():
             logits = model(images)
         logits = logits.float()
         if loss_fn is not None:

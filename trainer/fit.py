@@ -20,13 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from runtime.errors import SegkitError
 from runtime.io import remove_stale_temporaries
 from runtime.metadata import ModelInfo
-from trainer.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from trainer.checkpoint import (
+    build_checkpoint,
+    clean_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+    unwrap_model,
+)
 from trainer.config import TrainConfig, config_differences
 from trainer.data import (
     SegmentationDataset,
@@ -51,10 +56,8 @@ from trainer.metrics import SegmentationMetrics
 from trainer.models import create_model
 from trainer.plots import plot_curves
 from trainer.precision import resolve_device, resolve_precision
+from trainer.recipe import Ema, LrSchedule, build_optimizer
 from trainer.runlog import MetricsLog
-
-SCHEDULER_PATIENCE = 5
-SCHEDULER_FACTOR = 0.5
 
 
 class ResumeError(SegkitError, ValueError):
@@ -73,6 +76,7 @@ class FitResult:
     interrupted: bool = False
     main_process: bool = True  # False on the other ranks of a distributed run
     data: dict[str, Any] = field(default_factory=dict)  # layout, train/val samples, val source
+    precision: str = "fp32"  # what the run trained in ("auto" resolved)
 
     def summary(self) -> str:
         best = ", ".join(f"{k} {v:.4f}" for k, v in self.best_metrics.items() if k != "loss")
@@ -155,17 +159,16 @@ def build_data(
         source = source.replace(data=str(make_sample_dataset(default_sample_dir())))
     splits, problems = resolve_source(source, cfg.val_fraction, cfg.seed, cfg.on_bad_sample)
     size, norm = info.input_size, {"mean": info.mean, "std": info.std}
+    common = {
+        "class_map": cfg.class_map,
+        "on_bad_sample": cfg.on_bad_sample,
+        "cache": cfg.cache == "ram",
+    }
     train = SegmentationDataset(
-        splits["train"],
-        build_transform(cfg.aug, size, train=True, **norm),
-        class_map=cfg.class_map,
-        on_bad_sample=cfg.on_bad_sample,
+        splits["train"], build_transform(cfg.aug, size, train=True, **norm), **common
     )
     val = SegmentationDataset(
-        splits["val"],
-        build_transform("plain", size, train=False, **norm),
-        class_map=cfg.class_map,
-        on_bad_sample=cfg.on_bad_sample,
+        splits["val"], build_transform("plain", size, train=False, **norm), **common
     )
     skipped = [(str(p), why) for p, why in problems] + train.skipped + val.skipped
     found = {
@@ -190,138 +193,221 @@ def fit(cfg: TrainConfig, given: dict[str, Any] | None = None, progress: bool = 
     """
     ctx = init_distributed(cfg.device)
     try:
-        return _fit(cfg, given, progress and ctx.is_main, ctx)
+        start = time.perf_counter()
+        run = TrainingRun(cfg, given, progress and ctx.is_main, ctx)
+        result = run.run()
+        result.seconds = time.perf_counter() - start
+        if ctx.is_main:
+            _write_summary(run.run_dir, result)
+        return result
     finally:
         shutdown(ctx)
 
 
-def _fit(
-    cfg: TrainConfig, given: dict[str, Any] | None, progress: bool, ctx: DistContext
-) -> FitResult:
-    start = time.perf_counter()
-    if ctx.enabled and not cfg.out and not cfg.resume:
-        cfg.out = broadcast_object(str(default_run_dir(cfg.arch)), ctx)
-    cfg, run_dir, resume_ckpt = prepare_run(cfg, given)
-    device = resolve_device(process_device(ctx, cfg.device))
-    precision = resolve_precision(cfg.precision, device)
-    channels_last = device.type == "cuda"
-    seed_everything(cfg.seed)
+class TrainingRun:
+    """One `segtrain fit` run: the constructor builds data, model and recipe (or restores
+    them from `last.pth`); `run()` trains epoch after epoch (`train_epoch`, `validate`,
+    `save`) until the last epoch, early stopping or Ctrl-C."""
 
-    info = cfg.model_info()
-    train_ds, val_ds, skipped, found = build_data(cfg, info)
-    if progress:
-        print(_data_line(found), flush=True)
-    workers = cfg.workers if cfg.workers is not None else _default_workers(device)
-    sampler_gen = torch.Generator()
-    loader_kw = {
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-        "persistent_workers": workers > 0,
-    }
-    if ctx.enabled:
-        train_sampler = DistributedSampler(
-            train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
-        )
-        val_sampler = ShardSampler(len(val_ds), ctx)
-    else:
-        train_sampler = RandomSampler(train_ds, generator=sampler_gen)
-        val_sampler = None
-    train_loader = DataLoader(train_ds, cfg.batch_size, sampler=train_sampler, **loader_kw)
-    val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **loader_kw)
-
-    model = create_model(cfg.arch, **cfg.model_kwargs()).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    lr_scale = ctx.world_size if cfg.lr_scaling == "linear" else 1
-    encoder_lr = cfg.encoder_lr * lr_scale if cfg.encoder_lr is not None else None
-    optimizer = torch.optim.Adam(model.parameter_groups(cfg.lr * lr_scale, encoder_lr))
-    scheduler = ReduceLROnPlateau(
-        optimizer, mode="max", patience=SCHEDULER_PATIENCE, factor=SCHEDULER_FACTOR
-    )
-    scaler = precision.grad_scaler()
-    loss_fn = build_loss(cfg.loss, num_classes=cfg.num_classes, dice_weight=cfg.dice_weight)
-    metrics = SegmentationMetrics(num_classes=cfg.num_classes, threshold=cfg.threshold)
-
-    first_epoch, best_epoch, best_metrics = 1, 0, {}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume_ckpt is not None:
-        if ctx.is_main:
-            remove_stale_temporaries(run_dir)  # half-written files of a killed run
-        first_epoch, best_epoch, best_metrics = _restore(
-            resume_ckpt, model, optimizer, scheduler, scaler
-        )
-        log = MetricsLog.resume(run_dir / "metrics.csv", first_epoch - 1)
-    else:
-        log = MetricsLog(run_dir / "metrics.csv")
-        if ctx.is_main:
-            cfg.save(run_dir / "config.json")
-    if ctx.enabled:
-        if cfg.sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        device_ids = [device.index] if device.type == "cuda" else None
-        model = DistributedDataParallel(model, device_ids=device_ids)
-    reduce = all_reduce_sum if ctx.enabled else None
-
-    result = FitResult(run_dir, first_epoch - 1, best_epoch, best_metrics, 0.0, skipped)
-    result.data = found
-    result.main_process = ctx.is_main
-    epoch = first_epoch
-    latch = SigintLatch()
-    try:
-        latch.install()
-        for epoch in range(first_epoch, cfg.epochs + 1):
-            torch.manual_seed(_epoch_seed(cfg.seed, epoch) + ctx.rank)
-            sampler_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
-            if ctx.enabled:
-                train_sampler.set_epoch(epoch)
-            stats: EpochStats = train_one_epoch(
-                model, train_loader, loss_fn, optimizer, scaler, precision, device, epoch,
-                channels_last=channels_last, progress=progress, desc=f"epoch {epoch}/{cfg.epochs}",
-            )  # fmt: skip
-            latch.check()
-            if ctx.enabled:
-                stats = _reduce_stats(stats, device)
-            val = evaluate(
-                model, val_loader, loss_fn, metrics, precision, device,
-                channels_last=channels_last, reduce=reduce,
-            )  # fmt: skip
-            lr = optimizer.param_groups[-1]["lr"]
-            scheduler.step(val["dice"])
-            row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val["loss"], "lr": lr}
-            row.update(_metric_cols(val), seconds=stats.seconds, images_per_s=stats.images_per_s)
-            improved = not best_metrics or val["dice"] > best_metrics["dice"]
-            if improved:
-                best_epoch, best_metrics = epoch, val
+    def __init__(
+        self, cfg: TrainConfig, given: dict[str, Any] | None, progress: bool, ctx: DistContext
+    ):
+        if ctx.enabled and not cfg.out and not cfg.resume:
+            cfg.out = broadcast_object(str(default_run_dir(cfg.arch)), ctx)
+        cfg, self.run_dir, resume_ckpt = prepare_run(cfg, given)
+        self.ctx, self.progress = ctx, progress
+        self.device = resolve_device(process_device(ctx, cfg.device))
+        self.precision = resolve_precision(cfg.precision, self.device)
+        cfg.precision = self.precision.name  # config.json records what "auto" chose
+        self.cfg = cfg
+        seed_everything(cfg.seed)
+        self.info = cfg.model_info()
+        self._build_data()
+        self._build_model()
+        self.first_epoch, self.best_epoch, self.best_metrics = 1, 0, {}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_ckpt is not None:
             if ctx.is_main:
-                log.append(row)
-                train_state = _train_state(
-                    optimizer, scheduler, scaler, cfg, best_epoch, best_metrics
-                )
-                ckpt = build_checkpoint(
-                    model, info=info, epoch=epoch, metrics=val, train_state=train_state
-                )
-                save_checkpoint(ckpt, run_dir / "last.pth")
+                remove_stale_temporaries(self.run_dir)  # half-written files of a killed run
+            self._restore(resume_ckpt)
+            self.log = MetricsLog.resume(self.run_dir / "metrics.csv", self.first_epoch - 1)
+        else:
+            self.log = MetricsLog(self.run_dir / "metrics.csv")
+            if ctx.is_main:
+                cfg.save(self.run_dir / "config.json")
+        self._wrap_distributed()
+
+    def _build_data(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        train_ds, val_ds, self.skipped, self.found = build_data(cfg, self.info)
+        if self.progress:
+            print(_data_line(self.found, self.precision.name), flush=True)
+        workers = cfg.workers if cfg.workers is not None else _default_workers(self.device)
+        loader_kw = {
+            "num_workers": workers,
+            "pin_memory": self.device.type == "cuda",
+            "persistent_workers": workers > 0,
+        }
+        self.sampler_gen = torch.Generator()
+        if ctx.enabled:
+            self.train_sampler = DistributedSampler(
+                train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+            )
+            val_sampler = ShardSampler(len(val_ds), ctx)
+        else:
+            self.train_sampler = RandomSampler(train_ds, generator=self.sampler_gen)
+            val_sampler = None
+        self.train_loader = DataLoader(
+            train_ds, cfg.batch_size, sampler=self.train_sampler, **loader_kw
+        )
+        self.val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **loader_kw)
+
+    def _build_model(self) -> None:
+        cfg = self.cfg
+        model = create_model(cfg.arch, **cfg.model_kwargs()).to(self.device)
+        if self.precision.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        lr_scale = self.ctx.world_size if cfg.lr_scaling == "linear" else 1
+        encoder_lr = cfg.encoder_lr * lr_scale if cfg.encoder_lr is not None else None
+        self.optimizer = build_optimizer(cfg, model, cfg.lr * lr_scale, encoder_lr)
+        self.schedule = LrSchedule(cfg, self.optimizer, len(self.train_loader))
+        self.ema = Ema(model, cfg.ema_decay) if cfg.ema else None
+        self.scaler = self.precision.grad_scaler()
+        self.loss_fn = build_loss(
+            cfg.loss, num_classes=cfg.num_classes, dice_weight=cfg.dice_weight
+        )
+        self.metrics = SegmentationMetrics(num_classes=cfg.num_classes, threshold=cfg.threshold)
+
+    def _wrap_distributed(self) -> None:
+        if not self.ctx.enabled:
+            return
+        if self.cfg.sync_bn:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        self.model = DistributedDataParallel(self.model, device_ids=device_ids)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated, saved as the checkpoint's model and exported."""
+        return self.ema.model if self.ema is not None else self.model
+
+    def run(self) -> FitResult:
+        cfg, ctx = self.cfg, self.ctx
+        result = FitResult(
+            self.run_dir, self.first_epoch - 1, self.best_epoch, self.best_metrics, 0.0,
+            self.skipped, data=self.found, main_process=ctx.is_main,
+            precision=self.precision.name,
+        )  # fmt: skip
+        latch = SigintLatch()
+        try:
+            latch.install()
+            for epoch in range(self.first_epoch, cfg.epochs + 1):
+                stats = self.train_epoch(epoch)
+                latch.check()
+                val = self.validate()
+                lr = self.optimizer.param_groups[-1]["lr"]
+                self.schedule.after_epoch(val["dice"])
+                improved = not self.best_metrics or val["dice"] > self.best_metrics["dice"]
                 if improved:
-                    save_checkpoint(ckpt, run_dir / "best.pth")
-                if cfg.save_every and epoch % cfg.save_every == 0:
-                    save_checkpoint(ckpt, run_dir / f"epoch_{epoch}.pth")
-                plot_curves([("run", log.rows)], run_dir / "curves.png")
-            result.epochs_done = epoch
-            result.best_epoch, result.best_metrics = best_epoch, best_metrics
-            if progress:
-                print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
-            latch.check()  # a Ctrl-C that an ignored exception swallowed still stops here
-            if epoch - best_epoch >= cfg.patience:
-                result.stopped_early = True
-                break
-    except KeyboardInterrupt:
-        result.interrupted = True
-    finally:
-        latch.restore()
-    result.seconds = time.perf_counter() - start
-    if ctx.is_main:
-        _write_summary(run_dir, result)
-    return result
+                    self.best_epoch, self.best_metrics = epoch, val
+                if ctx.is_main:
+                    self.save(epoch, stats, val, lr, improved)
+                result.epochs_done = epoch
+                result.best_epoch, result.best_metrics = self.best_epoch, self.best_metrics
+                if self.progress:
+                    print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
+                latch.check()  # a Ctrl-C that an ignored exception swallowed still stops here
+                if epoch - self.best_epoch >= cfg.patience:
+                    result.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            latch.restore()
+        return result
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """One pass over the training data, seeded from (seed, epoch) for exact resumes."""
+        cfg, ctx = self.cfg, self.ctx
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + ctx.rank)
+        self.sampler_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
+        if ctx.enabled:
+            self.train_sampler.set_epoch(epoch)
+        stats = train_one_epoch(
+            self.model, self.train_loader, self.loss_fn, self.optimizer, self.scaler,
+            self.precision, self.device, epoch, after_step=self._after_step,
+            progress=self.progress, desc=f"epoch {epoch}/{cfg.epochs}",
+        )  # fmt: skip
+        return _reduce_stats(stats, self.device) if ctx.enabled else stats
+
+    def _after_step(self) -> None:
+        self.schedule.after_step()
+        if self.ema is not None:
+            self.ema.update(unwrap_model(self.model))
+
+    def validate(self) -> dict[str, float]:
+        return evaluate(
+            self.eval_model, self.val_loader, self.loss_fn, self.metrics, self.precision,
+            self.device, reduce=all_reduce_sum if self.ctx.enabled else None,
+        )  # fmt: skip
+
+    def save(
+        self, epoch: int, stats: EpochStats, val: dict[str, float], lr: float, improved: bool
+    ) -> None:
+        """Log the epoch and write last.pth (and best.pth, epoch_N.pth when due)."""
+        row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val["loss"], "lr": lr}
+        row.update(_metric_cols(val), seconds=stats.seconds, images_per_s=stats.images_per_s)
+        self.log.append(row)
+        ckpt = build_checkpoint(
+            self.eval_model, info=self.info, epoch=epoch, metrics=val,
+            train_state=self._train_state(),
+        )  # fmt: skip
+        save_checkpoint(ckpt, self.run_dir / "last.pth")
+        if improved:
+            save_checkpoint(ckpt, self.run_dir / "best.pth")
+        if self.cfg.save_every and epoch % self.cfg.save_every == 0:
+            save_checkpoint(ckpt, self.run_dir / f"epoch_{epoch}.pth")
+        plot_curves([("run", self.log.rows)], self.run_dir / "curves.png")
+
+    def _train_state(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "precision": self.precision.name,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "train": {
+                "best_epoch": self.best_epoch,
+                "best_metrics": {k: float(v) for k, v in self.best_metrics.items()},
+                "seed": self.cfg.seed,
+            },
+            "train_config": self.cfg.to_dict(),
+        }
+        if self.ema is not None:  # the checkpoint's model is the average: keep the raw weights
+            state["raw_model"] = clean_state_dict(unwrap_model(self.model).state_dict())
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def _restore(self, ckpt: dict) -> None:
+        """Load model and training state of `last.pth`; the next epoch follows its own."""
+        if self.ema is not None:
+            self.model.load_state_dict(ckpt["raw_model"])
+            self.ema.load_state_dict(ckpt["model"], ckpt["ema"])
+        else:
+            self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        train = ckpt["train"]
+        self.first_epoch = ckpt["epoch"] + 1
+        self.best_epoch, self.best_metrics = train["best_epoch"], dict(train["best_metrics"])
 
 
 def _reduce_stats(stats: EpochStats, device: torch.device) -> EpochStats:
@@ -335,10 +421,11 @@ def _reduce_stats(stats: EpochStats, device: torch.device) -> EpochStats:
     return EpochStats(loss_sum / max(images, 1), int(images), stats.seconds, int(skipped))
 
 
-def _data_line(found: dict[str, Any]) -> str:
+def _data_line(found: dict[str, Any], precision: str) -> str:
     return (
         f"data: {found['layout']} layout, {found['train_samples']} training and "
-        f"{found['val_samples']} validation samples (validation: {found['val_source']})"
+        f"{found['val_samples']} validation samples (validation: {found['val_source']}); "
+        f"precision: {precision}"
     )
 
 
@@ -357,39 +444,6 @@ def _epoch_line(
     )
 
 
-def _train_state(
-    optimizer, scheduler, scaler, cfg: TrainConfig, best_epoch: int, best_metrics: dict
-) -> dict:
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": rng,
-        "train": {
-            "best_epoch": best_epoch,
-            "best_metrics": {k: float(v) for k, v in best_metrics.items()},
-            "seed": cfg.seed,
-        },
-        "train_config": cfg.to_dict(),
-    }
-
-
-def _restore(ckpt: dict, model, optimizer, scheduler, scaler) -> tuple[int, int, dict]:
-    """Load model and training state; returns (first epoch to run, best epoch, best metrics)."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    train = ckpt["train"]
-    return ckpt["epoch"] + 1, train["best_epoch"], dict(train["best_metrics"])
-
-
 def _write_summary(run_dir: Path, result: FitResult) -> None:
     from runtime.io import atomic_write_text
 
@@ -400,6 +454,7 @@ def _write_summary(run_dir: Path, result: FitResult) -> None:
         "seconds": round(result.seconds, 2),
         "stopped_early": result.stopped_early,
         "interrupted": result.interrupted,
+        "precision": result.precision,
         **{key: result.data[key] for key in ("layout", "train_samples", "val_samples")},
         "skipped_samples": [{"file": f, "problem": p} for f, p in result.skipped_samples],
     }

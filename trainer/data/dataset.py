@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -56,12 +57,28 @@ def load_sample(
     return image, mask
 
 
+def shrink_to(
+    image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair made no larger than `size` (height, width) on each side (area-averaged
+    image, nearest-neighbour mask, so class ids stay as they are); smaller sides stay."""
+    height, width = mask.shape[:2]
+    new = (min(height, size[0]), min(width, size[1]))
+    if new == (height, width):
+        return image, mask
+    dsize = (new[1], new[0])
+    image = cv2.resize(image, dsize, interpolation=cv2.INTER_AREA)
+    return image, cv2.resize(mask, dsize, interpolation=cv2.INTER_NEAREST_EXACT)
+
+
 class SegmentationDataset(Dataset):
     """Images and masks of `samples`, loaded and validated at construction.
 
     on_bad_sample="skip" drops an unusable sample with a warning and records it in
-    `skipped` as (file, problem); "error" raises its DataError. With `cache` the decoded
-    uint8 arrays stay in memory; without, each item is read again.
+    `skipped` as (file, problem); "error" raises its DataError. With `cache` each image is
+    decoded once and kept in memory as uint8, shrunk to the transform's `cache_size()` (just
+    above the training size, not the full photo), so augmentation works on small arrays;
+    without, each item is read again from its file.
     """
 
     def __init__(
@@ -93,10 +110,14 @@ class SegmentationDataset(Dataset):
                 continue
             self.samples.append(sample)
             if cache:
-                self._arrays.append(arrays)
+                self._arrays.append(self._shrunk(*arrays))
         if not self.samples:
             given = f"{len(samples)} given, {len(self.skipped)} skipped"
             raise DataError(_source(samples), f"no usable samples in this folder ({given})")
+
+    def _shrunk(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cache_size = getattr(self.transform, "cache_size", None)
+        return shrink_to(image, mask, cache_size()) if cache_size else (image, mask)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -16,6 +16,7 @@ Presets:
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -50,6 +51,13 @@ class SegmentationTransform:
         self.object_crop = object_crop
         self.augment = augment
         self.erasing = erasing
+
+    def cache_size(self) -> tuple[int, int]:
+        """The largest (height, width) of an image this transform can use in full: a cached
+        copy need not be larger. The object crop keeps down to `CROP_SCALE[0]` of each side
+        before resizing, so it can use that much more."""
+        scale = 1 / CROP_SCALE[0] if self.object_crop else 1
+        return math.ceil(self.size[0] * scale), math.ceil(self.size[1] * scale)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self.object_crop:
