@@ -1,16 +1,21 @@
-"""Training throughput: one fp32 (and, on a GPU, AMP) training step, and the data loader.
+"""Training throughput: one step in each precision, a whole `segtrain fit` epoch, the loader.
 
-The step is `unet` width 64 at 256 px, batch 8, Adam, the `combined` loss, on a real batch
-from the loader. The loader is the one `segtrain fit` builds for the butterfly data (the
-`standard` augmentation, its default worker count on this device), timed over
-`LOADER_BATCHES` batches. It must deliver at least `LOADER_MARGIN` times the images/s of the
-fastest training step of the same run (checked after the loader's timing), or training would
-wait for data.
+- `test_training_step`: one step of `unet` (width 16 at 128 px, and width 64 at 256 px),
+  batch 8, AdamW, the `combined` loss, in each precision `segtrain fit` can pick: fp32,
+  bf16 autocast + channels_last on the CPU (skipped where the CPU has no native bf16),
+  fp32 and fp16 AMP on CUDA. The precisions come from `trainer.precision`, so this times
+  what `fit` runs.
+- `test_fit_epoch`: one training epoch of the run `segtrain fit --arch unet --width 16
+  --img-size 128` makes on the butterflies (`FIT_SAMPLES` of them), with `--precision auto`
+  (the default) and `--precision fp32`, loader, EMA and schedule included. On a CPU with
+  native bf16 the default must train at least `BF16_GAIN` times the images/s of fp32.
+- `test_data_loader`: the training loader of that run (decoded once, cached just above
+  128 px, `standard` augmentation) must deliver at least `LOADER_MARGIN` times the images/s
+  of the fastest 128 px step of the same run, or training would wait for data.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -21,16 +26,32 @@ from benchmarks.devices import NO_CUDA, cuda_available
 from benchmarks.inputs import BUTTERFLY
 from benchmarks.matrix import round_budget_seconds
 from benchmarks.measure import RESULTS, cuda_sync, no_sync, record, time_rounds
+from runtime.cpu import native_bf16, notable_flags
+from trainer.config import TrainConfig
 from trainer.data import SegmentationDataset, build_transform, make_sample_dataset
 from trainer.data.discover import resolve_splits
-from trainer.fit import _default_workers
+from trainer.distributed import DistContext
+from trainer.fit import TrainingRun, _default_workers
 from trainer.losses import build_loss
+from trainer.models import create_model
+from trainer.precision import resolve_precision
 
-ARCH, SIZE, BATCH = "unet", 256, 8
+ARCH, BATCH = "unet", 8
+SHAPES = {"w16-128": (16, 128), "w64-256": (64, 256)}
+LOADER_SIZE = 128
 LOADER_SAMPLES = 96  # decoded once into the dataset's cache
-LOADER_BATCHES = 6
+LOADER_BATCHES = 12
 LOADER_MARGIN = 3.0
-PRECISIONS = {"cpu-fp32": ("cpu", False), "cuda-fp32": ("cuda", False), "cuda-amp": ("cuda", True)}
+FIT_SAMPLES = 96
+BF16_GAIN = 1.8
+# mode -> (device, precision name)
+PRECISIONS = {
+    "cpu-fp32": ("cpu", "fp32"),
+    "cpu-bf16": ("cpu", "bf16"),
+    "cuda-fp32": ("cuda", "fp32"),
+    "cuda-amp": ("cuda", "fp16"),
+}
+NO_BF16 = "the CPU has no native bf16 (AMX or AVX512-BF16): fit trains in fp32 here"
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +64,11 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loader(data_dir) -> DataLoader:
-    """The training loader of `segtrain fit --aug standard --img-size 256 --batch-size 8`."""
+    """The training loader of `segtrain fit --aug standard --img-size 128 --batch-size 8`."""
     splits, _ = resolve_splits(data_dir)
     dataset = SegmentationDataset(
-        splits["train"][:LOADER_SAMPLES], build_transform("standard", (SIZE, SIZE), train=True)
+        splits["train"][:LOADER_SAMPLES],
+        build_transform("standard", (LOADER_SIZE, LOADER_SIZE), train=True),
     )
     device = torch.device("cuda" if cuda_available() else "cpu")
     workers = _default_workers(device)
@@ -60,20 +82,37 @@ def loader(data_dir) -> DataLoader:
     )
 
 
-@pytest.mark.parametrize("mode", list(PRECISIONS))
-def test_training_step(benchmark, mode, models, loader, peak_gflops):
-    device, amp = PRECISIONS[mode]
+def _skip_unless_runs(device: str, precision: str) -> None:
     if device == "cuda" and not cuda_available():
         pytest.skip(NO_CUDA)
-    benchmark.group = "training"
-    model = copy.deepcopy(models.model(ARCH)).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    scaler = torch.amp.GradScaler(device, enabled=amp)
-    loss_fn = build_loss("combined")
+    if device == "cpu" and precision == "bf16" and not native_bf16():
+        pytest.skip(NO_BF16)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("mode", list(PRECISIONS))
+def test_training_step(benchmark, mode, shape, loader):
+    device, name = PRECISIONS[mode]
+    _skip_unless_runs(device, name)
+    width, size = SHAPES[shape]
+    benchmark.group = f"training step {shape}"
+    precision = resolve_precision(name, torch.device(device))
+    torch.manual_seed(0)
+    model = create_model(ARCH, width=width).to(device).train()
     images, masks = (t.to(device) for t in next(iter(loader)))
+    if size != LOADER_SIZE:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear")
+        masks = torch.nn.functional.interpolate(masks[:, None].float(), size=(size, size))
+        masks = masks[:, 0].long()
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = precision.grad_scaler()
+    loss_fn = build_loss("combined")
 
     def step() -> None:
-        with torch.autocast(device, dtype=torch.float16, enabled=amp):
+        with precision.autocast():
             logits = model(images)
         loss = loss_fn(logits.float(), masks)
         optimizer.zero_grad(set_to_none=True)
@@ -84,16 +123,61 @@ def test_training_step(benchmark, mode, models, loader, peak_gflops):
     sync = cuda_sync if device == "cuda" else no_sync
     times = time_rounds(benchmark, step, round_budget_seconds(), sync=sync)
     record(
-        benchmark,
-        times,
-        backend=f"train_step_{'amp' if amp else 'fp32'}",
-        arch=ARCH,
-        size=SIZE,
-        batch=BATCH,
-        flops_per_image=None,  # forward FLOPs only are counted; a step is roughly 3x those
-        peak_gflops=peak_gflops if device == "cpu" else None,
-        device=device,
+        benchmark, times, backend=f"train_step_{name}", arch=f"{ARCH}-w{width}", size=size,
+        batch=BATCH, flops_per_image=None, peak_gflops=None, device=device,
+        cpu_flags=" ".join(notable_flags()),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fit_data(data_dir, tmp_path_factory) -> Path:
+    """`FIT_SAMPLES` training images of the benchmark data, as a labelme folder."""
+    splits, _ = resolve_splits(data_dir)
+    folder = tmp_path_factory.mktemp("fit_data")
+    for sample in splits["train"][:FIT_SAMPLES]:
+        for source in (sample.image, sample.annotation):
+            (folder / source.name).symlink_to(source.resolve())
+    return folder
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_fit_epoch(benchmark, precision, fit_data, tmp_path):
+    """One epoch of the default 128 px run, from `fit`'s own `TrainingRun`."""
+    benchmark.group = "fit epoch"
+    cfg = TrainConfig(
+        data=str(fit_data), arch=ARCH, width=16, img_size=LOADER_SIZE, epochs=1000,
+        batch_size=BATCH, precision=precision, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    run = TrainingRun(cfg, None, progress=False, ctx=DistContext())
+    epochs = iter(range(1, 1001))
+    times = time_rounds(benchmark, lambda: run.train_epoch(next(epochs)), round_budget_seconds())
+    images = len(run.train_loader.dataset)
+    record(
+        benchmark, times, backend=f"fit_epoch_{precision}", arch=f"{ARCH}-w16", size=LOADER_SIZE,
+        batch=BATCH, images=images, flops_per_image=None, peak_gflops=None, device="cpu",
+        precision_used=run.precision.name, cpu_flags=" ".join(notable_flags()),
+    )  # fmt: skip
+    if precision == "fp32":
+        check_bf16_gain()
+
+
+def check_bf16_gain() -> None:
+    """The default run's images/s at least `BF16_GAIN` x fp32's, where bf16 is native."""
+    by_name = {r["backend"]: r for r in RESULTS if r["backend"].startswith("fit_epoch_")}
+    if len(by_name) < 2:
+        print("bf16 gain not checked: the two fit_epoch cases did not both run")
+        return
+    auto, fp32 = by_name["fit_epoch_auto"], by_name["fit_epoch_fp32"]
+    ratio = auto["images_per_s"] / fp32["images_per_s"]
+    print(
+        f"fit epoch, --precision auto ({auto['precision_used']}) / fp32: {ratio:.2f}x "
+        f"(CPU flags: {auto['cpu_flags']})"
     )
+    if auto["precision_used"] == "bf16":
+        assert ratio >= BF16_GAIN, (
+            f"the default (bf16) run trains at {auto['images_per_s']:.1f} images/s, only "
+            f"{ratio:.2f}x fp32's {fp32['images_per_s']:.1f} (goal {BF16_GAIN}x)"
+        )
 
 
 def test_data_loader(benchmark, loader, data_dir):
@@ -110,7 +194,7 @@ def test_data_loader(benchmark, loader, data_dir):
         times,
         backend="data_loader",
         arch="-",
-        size=SIZE,
+        size=LOADER_SIZE,
         batch=BATCH,
         images=BATCH * LOADER_BATCHES,
         flops_per_image=None,
@@ -123,10 +207,12 @@ def test_data_loader(benchmark, loader, data_dir):
 
 
 def check_loader_margin() -> None:
-    """The loader's images/s at least `LOADER_MARGIN` x the fastest training step's of this run."""
-    steps = [r for r in RESULTS if r["backend"].startswith("train_step_")]
+    """The loader's images/s at least `LOADER_MARGIN` x the fastest 128 px step's."""
+    steps = [
+        r for r in RESULTS if r["backend"].startswith("train_step_") and r["size"] == LOADER_SIZE
+    ]
     if not steps:
-        print("loader margin not checked: no test_training_step ran before it")
+        print("loader margin not checked: no 128 px test_training_step ran before it")
         return
     loader = next(r for r in reversed(RESULTS) if r["backend"] == "data_loader")
     step = max(steps, key=lambda r: r["images_per_s"])

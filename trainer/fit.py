@@ -181,8 +181,10 @@ def build_data(
 
 
 def _default_workers(device: torch.device) -> int:
+    """Loader processes: 4 on CUDA; on the CPU one, when there is a second core, so that
+    augmentation (single-threaded there, as it is fastest) overlaps the training step."""
     if device.type == "cpu":
-        return 0  # the model already uses every core; cached data makes loading cheap
+        return 1 if (os.cpu_count() or 1) > 1 else 0
     return min(4, os.cpu_count() or 1)
 
 
@@ -243,11 +245,12 @@ class TrainingRun:
         if self.progress:
             print(_data_line(self.found, self.precision.name), flush=True)
         workers = cfg.workers if cfg.workers is not None else _default_workers(self.device)
-        loader_kw = {
-            "num_workers": workers,
-            "pin_memory": self.device.type == "cuda",
-            "persistent_workers": workers > 0,
-        }
+        cuda = self.device.type == "cuda"
+        # CPU workers start again each epoch, seeded from that epoch's RNG: resumes stay
+        # exact (persistent ones would draw their seeds once, at the first epoch).
+        persistent = cuda and workers > 0
+        loader_kw = {"num_workers": workers, "pin_memory": cuda, "persistent_workers": persistent}
+        val_kw = loader_kw if cuda else {"num_workers": 0}  # plain resizes of cached arrays
         self.sampler_gen = torch.Generator()
         if ctx.enabled:
             self.train_sampler = DistributedSampler(
@@ -260,7 +263,7 @@ class TrainingRun:
         self.train_loader = DataLoader(
             train_ds, cfg.batch_size, sampler=self.train_sampler, **loader_kw
         )
-        self.val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **loader_kw)
+        self.val_loader = DataLoader(val_ds, cfg.batch_size, sampler=val_sampler, **val_kw)
 
     def _build_model(self) -> None:
         cfg = self.cfg
