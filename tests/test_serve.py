@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,87 +25,27 @@ pytest.importorskip("ray.serve", reason="ray[serve] is needed (pip install -e '.
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient (serve extra)")
 
 from runtime import Segmenter  # noqa: E402
+from serving.process import ServerProcess, post, replica_pids, urlopen  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-READY_TIMEOUT_S = 300
 MAX_BODY_MB = 1
 MAX_PIXELS = 4_000_000
-REPLICA_TITLE = b"ServeReplica:segkit:SegmentServer"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(ServerProcess):
     def __init__(self, model: Path, log: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            model, "--name", "model", "--replicas", "2", "--threads", "1",
+            "--max-body-mb", str(MAX_BODY_MB), "--max-pixels", str(MAX_PIXELS),
+            "--batch-wait-ms", "5", log=log, cwd=REPO_ROOT,
+        )  # fmt: skip
         self.model_url = f"{self.url}/v2/models/model"
-        self.log = log
-        command = [
-            sys.executable, "-m", "serving", str(model), "--port", str(self.port),
-            "--replicas", "2", "--threads", "1", "--max-body-mb", str(MAX_BODY_MB),
-            "--max-pixels", str(MAX_PIXELS), "--batch-wait-ms", "5",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"segserve exited with {self.process.returncode}:\n{self.log.read_text()}"
-                )
-            try:
-                if json.loads(urlopen(f"{self.url}/v2/health/ready").read())["ready"]:
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(1)
-        pytest.fail(f"segserve not ready in {READY_TIMEOUT_S} s:\n{self.log.read_text()}")
-
-    def stop(self, timeout: float = 60) -> float:
-        started = time.monotonic()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return time.monotonic() - started
-
-
-def urlopen(url: str, data: bytes | None = None, headers: dict | None = None):
-    request = urllib.request.Request(
-        url, data=data, headers=headers or {}, method="POST" if data is not None else "GET"
-    )
-    return urllib.request.urlopen(request, timeout=120)
-
-
-def post(url: str, data: bytes, headers: dict | None = None) -> tuple[int, bytes]:
-    try:
-        with urlopen(url, data, headers) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def replica_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if REPLICA_TITLE in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+        try:
+            super().wait_ready()
+        except RuntimeError as err:
+            pytest.fail(str(err))
 
 
 def rss_bytes(pid: int) -> int:
