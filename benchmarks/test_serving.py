@@ -28,7 +28,7 @@ from benchmarks.matrix import round_budget_seconds  # noqa: E402
 from benchmarks.measure import RESULTS, record, time_rounds  # noqa: E402
 from export.onnx_export import export_onnx  # noqa: E402
 from runtime import Segmenter  # noqa: E402
-from runtime.cpu import notable_flags  # noqa: E402
+from runtime.cpu import instruction_set  # noqa: E402
 from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, ModelInfo  # noqa: E402
 from serving.process import ServerProcess, post, replica_pids  # noqa: E402
 from trainer.checkpoint import build_checkpoint, save_checkpoint  # noqa: E402
@@ -87,7 +87,7 @@ def test_segment_throughput(benchmark, max_batch, model, body, tmp_path):
     record(
         benchmark, times, backend=f"segserve_max_batch_{max_batch}", arch="unet-w16", size=SIZE,
         batch=max_batch, images=REQUESTS, flops_per_image=None, peak_gflops=None, device="cpu",
-        clients=CLIENTS, cpu_flags=" ".join(notable_flags()),
+        clients=CLIENTS, cpu=instruction_set(),
     )  # fmt: skip
     if max_batch == 1:
         by_batch = {r["batch"]: r for r in RESULTS if r["backend"].startswith("segserve_max")}

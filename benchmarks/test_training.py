@@ -26,7 +26,7 @@ from benchmarks.devices import NO_CUDA, cuda_available
 from benchmarks.inputs import BUTTERFLY
 from benchmarks.matrix import round_budget_seconds
 from benchmarks.measure import RESULTS, cuda_sync, no_sync, record, time_rounds
-from runtime.cpu import native_bf16, notable_flags
+from runtime.cpu import has_native_bf16, instruction_set
 from trainer.config import TrainConfig
 from trainer.data import SegmentationDataset, build_transform, make_sample_dataset
 from trainer.data.discover import resolve_splits
@@ -85,7 +85,7 @@ def loader(data_dir) -> DataLoader:
 def _skip_unless_runs(device: str, precision: str) -> None:
     if device == "cuda" and not cuda_available():
         pytest.skip(NO_CUDA)
-    if device == "cpu" and precision == "bf16" and not native_bf16():
+    if device == "cpu" and precision == "bf16" and not has_native_bf16():
         pytest.skip(NO_BF16)
 
 
@@ -125,7 +125,7 @@ def test_training_step(benchmark, mode, shape, loader):
     record(
         benchmark, times, backend=f"train_step_{name}", arch=f"{ARCH}-w{width}", size=size,
         batch=BATCH, flops_per_image=None, peak_gflops=None, device=device,
-        cpu_flags=" ".join(notable_flags()),
+        cpu=instruction_set(),
     )  # fmt: skip
 
 
@@ -155,7 +155,7 @@ def test_fit_epoch(benchmark, precision, fit_data, tmp_path):
     record(
         benchmark, times, backend=f"fit_epoch_{precision}", arch=f"{ARCH}-w16", size=LOADER_SIZE,
         batch=BATCH, images=images, flops_per_image=None, peak_gflops=None, device="cpu",
-        precision_used=run.precision.name, cpu_flags=" ".join(notable_flags()),
+        precision_used=run.precision.name, cpu=instruction_set(),
     )  # fmt: skip
     if precision == "fp32":
         check_bf16_gain()
@@ -171,7 +171,7 @@ def check_bf16_gain() -> None:
     ratio = auto["images_per_s"] / fp32["images_per_s"]
     print(
         f"fit epoch, --precision auto ({auto['precision_used']}) / fp32: {ratio:.2f}x "
-        f"(CPU flags: {auto['cpu_flags']})"
+        f"(CPU: {auto['cpu']})"
     )
     if auto["precision_used"] == "bf16":
         assert ratio >= BF16_GAIN, (

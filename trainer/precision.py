@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from runtime.cpu import native_bf16
+from runtime.cpu import has_native_bf16
 from runtime.errors import ArgumentError
 from trainer.config import PRECISIONS
 
@@ -79,7 +79,7 @@ def auto_precision(device: torch.device) -> str:
     bf16, else fp32."""
     if device.type == "cuda":
         return "fp16"
-    return "bf16" if native_bf16() else "fp32"
+    return "bf16" if has_native_bf16() else "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
