@@ -19,6 +19,7 @@ from export.errors import ExportError
 from export.params import BATCH, DEFAULT_OPSET, EXPORTERS, RANGE, SIZE
 from runtime.cli_errors import CONTEXT_SETTINGS, SegkitGroup
 from runtime.errors import EXIT_FAILED
+from trainer.data.options import dataset_options, pop_source
 
 
 @click.group(cls=SegkitGroup, context_settings=CONTEXT_SETTINGS)
@@ -256,3 +257,39 @@ def triton_command(model, repo, name, max_batch, instances, kind, preprocess) ->
         preprocess=preprocess,
     )  # fmt: skip
     click.echo(result.summary())
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@dataset_options()
+@click.option("--split", default="val", show_default=True, help="Dataset split to score.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), default=None,
+    help="Mask threshold of a binary model. [default: the model's own]",
+)  # fmt: skip
+@click.option(
+    "--backend", default="auto", show_default=True,
+    help="auto, onnxruntime, openvino or tensorrt (a .pth runs in PyTorch).",
+)  # fmt: skip
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    show_default=True, help="OpenVINO's inference precision.",
+)  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
+@click.option(
+    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+    help="Validation share of a single-folder dataset. [default: a checkpoint's own, else 0.2]",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=None,
+    help="Seed of the split of a single-folder dataset. [default: a checkpoint's own, else 0]",
+)  # fmt: skip
+def evaluate_command(model, **options) -> None:
+    """Score MODEL (.pth, .onnx, .int8.onnx, .xml, .engine) against a dataset's ground truth:
+    acc, dice, iou, map at the model's input size, as `segtrain evaluate` gives them, and at
+    each image's own size (native_size), as JSON."""
+    from export.evaluate import evaluate_model
+
+    source = pop_source(options)
+    click.echo(json.dumps(evaluate_model(model, source, **options), indent=2))

@@ -59,13 +59,14 @@ class Segmenter:
       they are decoded, from their header); the default is Pillow's `MAX_IMAGE_PIXELS`
       (about 89 megapixels); None lifts the limit.
 
+    `model_path` may also be an open `Backend`, which the Segmenter then owns and closes.
     A model file without segkit metadata raises `MetadataError`: without its input size,
     normalization and threshold the masks would be silently wrong.
     """
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: str | os.PathLike | Backend,
         backend: str = "auto",
         device: str = "auto",
         batch_size: int = 8,
@@ -88,9 +89,10 @@ class Segmenter:
         self.max_pixels = max_pixels
         self.batch_size = int(batch_size)
         self.tile_overlap = float(tile_overlap)
-        self.backend: Backend = open_backend(
-            model_path, backend, device, threads, strict, precision
-        )
+        if isinstance(model_path, Backend):  # an open backend, e.g. a checkpoint's model
+            self.backend: Backend = model_path
+        else:
+            self.backend = open_backend(model_path, backend, device, threads, strict, precision)
         try:
             self.metadata: ModelMetadata = self.backend.metadata
             if self.metadata.preprocess:
