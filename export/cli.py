@@ -99,7 +99,11 @@ def onnx_command(
 
 @main.command("trt")
 @click.option(
-    "--onnx", "onnx_path", type=click.Path(path_type=Path), help="ONNX model from `segexport onnx`."
+    "--onnx",
+    "onnx_path",
+    type=click.Path(path_type=Path),
+    help="ONNX model from `segexport onnx`, or an INT8 QDQ model from `segexport quantize` "
+    "(explicit quantization).",
 )
 @click.option(
     "--ckpt",
