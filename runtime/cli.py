@@ -141,7 +141,9 @@ def check_outputs(jobs: list[Job]) -> None:
     type=click.FloatRange(min=0),
     help="Polygon simplification tolerance in pixels (0: exact contours).",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="CPU inference threads (ONNX Runtime, OpenVINO).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU inference threads (ONNX Runtime, OpenVINO)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
     model, images, out, write_overlay, every, polygons, threshold, batch_size, backend, device,
