@@ -7,8 +7,9 @@ imported only when it is used, so a CPU machine never imports TensorRT.
 `backend="auto"` picks by suffix, and for an `.onnx` file on the CPU the fastest installed
 backend (`auto_backend`): OpenVINO where it is installed, else ONNX Runtime. Measured on an
 AMD EPYC with AVX-512, VNNI and AVX512_BF16 (no AMX), width-64 U-Net at 256 px, batch 8,
-2 threads, one run: OpenVINO fp32 1.10x ONNX Runtime fp32, OpenVINO bf16 (its choice there)
-2.17x; OpenVINO runs an INT8 QDQ graph faster still. Where ONNX Runtime has a GPU provider
+2 threads, in one benchmark run (benchmarks/results/low-precision/): OpenVINO fp32 1.17x
+ONNX Runtime fp32, OpenVINO bf16 (its `auto` there) 2.22x, OpenVINO on the INT8 QDQ model
+3.84x (ONNX Runtime on it 2.59x). Where ONNX Runtime has a GPU provider
 and the device is not "cpu", it stays on ONNX Runtime.
 """
 
