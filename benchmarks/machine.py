@@ -7,6 +7,8 @@ import platform
 import shutil
 import subprocess
 
+from runtime.cpu import instruction_set
+
 LSCPU_FIELDS = (
     "Model name",
     "CPU(s)",
@@ -16,7 +18,9 @@ LSCPU_FIELDS = (
     "L3 cache",
     "Hypervisor vendor",
 )
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
+ISA_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+)  # fmt: skip
 
 
 def lscpu_fields() -> dict[str, str]:
@@ -43,6 +47,7 @@ def describe() -> str:
     lines += [f"- {key}: {cpu[key]}" for key in LSCPU_FIELDS if key in cpu]
     lines += [
         f"- ISA extensions: {', '.join(f for f in ISA_FLAGS if f in flags) or 'unknown'}",
+        f"- instruction set: {instruction_set()}",
         f"- nproc: {os.cpu_count()}",
         f"- platform: {platform.platform()}, Python {platform.python_version()}",
         f"- torch {torch.__version__} ({torch.get_num_threads()} threads), "

@@ -5,6 +5,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from benchmarks.matrix import build_model
 from benchmarks.measure import count_flops
 from export.onnx_export import export_onnx
@@ -27,6 +30,7 @@ class ModelCache:
         self._models: dict[str, SegmentationModel] = {}
         self._flops: dict[tuple[str, int], float] = {}
         self._onnx: dict[tuple[str, int, bool], Path] = {}
+        self._int8: dict[tuple[str, int], Path] = {}
 
     def model(self, arch: str) -> SegmentationModel:
         """The CPU model of `arch` (GPU cases move a copy, never this one)."""
@@ -53,6 +57,22 @@ class ModelCache:
                 result = export_onnx(checkpoint, self.folder / f"{stem}.onnx", fp16=fp16)
             self._onnx[key] = result.path
         return self._onnx[key]
+
+    def int8(self, arch: str, size: int, images: list[np.ndarray]) -> Path:
+        """The INT8 QDQ model of `onnx(arch, size)`, calibrated on `images` (random weights:
+        the gate's verdict does not matter for speed, so it is written whatever it is)."""
+        key = (arch, size)
+        if key not in self._int8:
+            from export.quantize import quantize_model
+
+            calib = self.folder / f"calib-{arch}-{size}"
+            calib.mkdir(exist_ok=True)
+            for index, image in enumerate(images):
+                cv2.imwrite(str(calib / f"{index:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            output = self.folder / f"{arch}-{size}.int8.onnx"
+            result = quantize_model(self.onnx(arch, size), calib, output, force=True)
+            self._int8[key] = result.path
+        return self._int8[key]
 
     def _checkpoint(self, arch: str, size: int) -> dict:
         return build_checkpoint(

@@ -1,6 +1,8 @@
 """`segbench report RESULTS.json [-o DIR]`: a Markdown table and a PNG chart of a benchmark run.
 
-`segbench machine [-o FILE]` describes the machine (CPU, cores, versions, load).
+`segbench machine [-o FILE]` describes the machine (CPU, cores, versions, load);
+`segbench formats --ckpt best.pth --data DIR` compares every format and precision this
+machine runs (`benchmarks.formats`).
 
 RESULTS.json is what `pytest benchmarks/ --benchmark-only --benchmark-json=RESULTS.json`
 writes; each case's numbers come from its `extra_info` (see `benchmarks.measure.record`).
@@ -9,15 +11,17 @@ Writes DIR/results.md and DIR/results.png (DIR defaults to the JSON file's folde
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
 from benchmarks.machine import describe
 from benchmarks.targets import target_lines
+from runtime.cli_errors import CONTEXT_SETTINGS, SegkitGroup
 from runtime.errors import SegkitError
+from runtime.io import atomic_write_text
 
 COLUMNS = (
     ("case", "case"),
@@ -138,46 +142,61 @@ def write_report(results: Path, out_dir: Path) -> tuple[Path, Path]:
     return table, image
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="segbench", description="Reports of segkit benchmark runs."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser(
-        "report", help="Markdown table + PNG chart of a pytest-benchmark JSON file"
-    )
-    report.add_argument("results", type=Path, help="the --benchmark-json file of a run")
-    report.add_argument(
-        "-o", "--out", type=Path, default=None, help="output folder (default: the JSON's)"
-    )
-    machine = commands.add_parser("machine", help="describe this machine (CPU, versions, load)")
-    machine.add_argument("-o", "--out", type=Path, default=None, help="file (default: stdout)")
-    args = parser.parse_args(argv)
-    if args.command == "machine":
-        return _machine(args.out)
-    try:
-        table, image = write_report(args.results, args.out or args.results.parent)
-    except (ReportError, OSError) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {table} and {image}")
-    print("\n".join(target_lines(load_rows(args.results)[0])))
-    return 0
+@click.group(cls=SegkitGroup, context_settings=CONTEXT_SETTINGS)
+def main() -> None:
+    """Reports of segkit benchmark runs."""
 
 
-def _machine(out: Path | None) -> int:
+@main.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder [default: the JSON file's].",
+)  # fmt: skip
+def report_command(results: Path, out: Path | None) -> None:
+    """Markdown table + PNG chart of a pytest-benchmark JSON file (--benchmark-json)."""
+    table, image = write_report(results, out or results.parent)
+    click.echo(f"wrote {table} and {image}")
+    click.echo("\n".join(target_lines(load_rows(results)[0])))
+
+
+@main.command("machine")
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="File [default: stdout].")  # fmt: skip
+def machine_command(out: Path | None) -> None:
+    """Describe this machine (CPU, instruction set, versions, load)."""
     text = describe()
     if out is None:
-        print(text, end="")
-        return 0
-    try:
-        out.write_text(text)
-    except OSError as err:
-        print(f"Error: {out}: cannot write ({err})", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+        click.echo(text, nl=False)
+        return
+    atomic_write_text(out, text)
+    click.echo(f"wrote {out}")
+
+
+@main.command("formats")
+@click.option("--ckpt", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Checkpoint (.pth) to export.")  # fmt: skip
+@click.option("--data", required=True, type=click.Path(file_okay=False),
+              help="Dataset: its training images calibrate INT8, its validation split "
+              "is scored.")  # fmt: skip
+@click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for the exports, formats.jsonl and formats.md "
+              "[default: formats/ beside the checkpoint].")  # fmt: skip
+@click.option("--rounds", type=click.IntRange(min=1), default=5, help="Timed runs per figure.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
+@click.option("--calib-n", type=click.IntRange(min=1), default=64, help="INT8 calibration images.")
+def formats_command(ckpt: Path, data: str, out: Path | None, rounds: int, threads: int | None,
+                    calib_n: int) -> None:  # fmt: skip
+    """Export CKPT to every format and precision this machine runs and compare them: file
+    size, Dice (native size) against PyTorch's, batch-1 latency, images/s at batch 8."""
+    from benchmarks.formats import run_formats, table
+
+    out = out or ckpt.parent / "formats"
+    rows = run_formats(ckpt, data, out, rounds=rounds, threads=threads, calib_n=calib_n,
+                       echo=click.echo)  # fmt: skip
+    click.echo(table(rows))
+    click.echo(f"wrote {out / 'formats.md'} and {out / 'formats.jsonl'}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

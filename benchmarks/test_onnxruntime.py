@@ -25,7 +25,9 @@ def test_onnxruntime_cpu(benchmark, backend, case, models, images, peak_gflops):
     arch, size, batch = case
     benchmark.group = case_id(case)
     flops = models.flops(arch, size)
-    with Segmenter(models.onnx(arch, size), device="cpu", batch_size=batch) as seg:
+    with Segmenter(
+        models.onnx(arch, size), backend="onnxruntime", device="cpu", batch_size=batch
+    ) as seg:
         if backend == "ort_model":
             x = model_batch(images, size, batch)
             times = time_rounds(benchmark, lambda: seg.backend.run(x), round_budget_seconds())

@@ -16,9 +16,19 @@ from pathlib import Path
 import click
 
 from export.errors import ExportError
-from export.params import BATCH, DEFAULT_OPSET, EXPORTERS, RANGE, SIZE
+from export.params import (
+    BATCH,
+    DEFAULT_MAX_DICE_DROP,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_OPSET,
+    EXPORTERS,
+    RANGE,
+    SIZE,
+)
 from runtime.cli_errors import CONTEXT_SETTINGS, SegkitGroup
 from runtime.errors import EXIT_FAILED
+from runtime.metadata import CALIBRATION_METHODS
+from trainer.data.options import dataset_options, pop_source
 
 
 @click.group(cls=SegkitGroup, context_settings=CONTEXT_SETTINGS)
@@ -89,7 +99,11 @@ def onnx_command(
 
 @main.command("trt")
 @click.option(
-    "--onnx", "onnx_path", type=click.Path(path_type=Path), help="ONNX model from `segexport onnx`."
+    "--onnx",
+    "onnx_path",
+    type=click.Path(path_type=Path),
+    help="ONNX model from `segexport onnx`, or an INT8 QDQ model from `segexport quantize` "
+    "(explicit quantization).",
 )
 @click.option(
     "--ckpt",
@@ -256,3 +270,90 @@ def triton_command(model, repo, name, max_batch, instances, kind, preprocess) ->
         preprocess=preprocess,
     )  # fmt: skip
     click.echo(result.summary())
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@dataset_options()
+@click.option("--split", default="val", show_default=True, help="Dataset split to score.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), default=None,
+    help="Mask threshold of a binary model. [default: the model's own]",
+)  # fmt: skip
+@click.option(
+    "--backend", default="auto", show_default=True,
+    help="auto, onnxruntime, openvino or tensorrt (a .pth runs in PyTorch).",
+)  # fmt: skip
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    show_default=True, help="OpenVINO's inference precision.",
+)  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
+@click.option(
+    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+    help="Validation share of a single-folder dataset. [default: a checkpoint's own, else 0.2]",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=None,
+    help="Seed of the split of a single-folder dataset. [default: a checkpoint's own, else 0]",
+)  # fmt: skip
+def evaluate_command(model, **options) -> None:
+    """Score MODEL (.pth, .onnx, .int8.onnx, .xml, .engine) against a dataset's ground truth:
+    acc, dice, iou, map at the model's input size, as `segtrain evaluate` gives them, and at
+    each image's own size (native_size), as JSON."""
+    from export.evaluate import evaluate_model
+
+    source = pop_source(options)
+    click.echo(json.dumps(evaluate_model(model, source, **options), indent=2))
+
+
+@main.command("quantize")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--calib", required=True, type=click.Path(path_type=Path, file_okay=False),
+    help="Calibration images: an image folder, or a dataset folder (its training images).",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="Output file [default: MODEL's stem with .int8.onnx].",
+)  # fmt: skip
+@click.option("--n", "n", type=click.IntRange(min=1), default=200, help="Calibration images.")
+@click.option(
+    "--method", type=click.Choice(CALIBRATION_METHODS), default="minmax",
+    help="Calibration: min/max, a percentile of the histogram, or entropy (KL).",
+)  # fmt: skip
+@click.option(
+    "--exclude", default="",
+    help="Comma-separated node names kept in float, besides the head and its activation.",
+)  # fmt: skip
+@click.option(
+    "--val", type=click.Path(path_type=Path, file_okay=False),
+    help="Validation dataset: gate on its ground truth (Dice) instead of mask agreement.",
+)  # fmt: skip
+@click.option(
+    "--max-dice-drop", type=click.FloatRange(min=0), default=DEFAULT_MAX_DICE_DROP,
+    help="With --val: the largest Dice drop (native size) the gate accepts.",
+)  # fmt: skip
+@click.option(
+    "--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT,
+    help="Without --val: the least mask agreement with fp32 on held-back images.",
+)  # fmt: skip
+@click.option("--force", is_flag=True, help="Write the model even when the gate fails.")
+def quantize_command(model, calib, output, n, method, exclude, val, max_dice_drop,
+                     min_agreement, force) -> None:  # fmt: skip
+    """Static INT8 (QDQ, per-channel weights) of an fp32 MODEL.onnx, calibrated on images
+    preprocessed as the runtime does; written only when the accuracy gate passes."""
+    from export.quantize import GateFailed, quantize_model
+    from trainer.data.source import DataSource
+
+    result = quantize_model(
+        model, calib, output, n=n, method=method,
+        exclude=[name for name in exclude.split(",") if name],
+        val=None if val is None else DataSource(data=str(val)),
+        max_dice_drop=max_dice_drop, min_agreement=min_agreement, force=force,
+    )  # fmt: skip
+    click.echo(result.gate.table())
+    click.echo(result.summary())
+    if not result.gate.passed and not force:
+        raise GateFailed(model, "the INT8 model missed the accuracy gate (--force writes it)")

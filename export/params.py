@@ -68,3 +68,7 @@ class _Parsed(click.ParamType):
 BATCH = _Parsed("dynamic|N", parse_batch)
 SIZE = _Parsed("H,W", parse_size)
 RANGE = _Parsed("MIN:OPT:MAX", parse_range)
+
+# The accuracy gate of `segexport quantize` (export.gate)
+DEFAULT_MAX_DICE_DROP = 0.005  # with --val: Dice at native size, fp32 minus int8
+DEFAULT_MIN_AGREEMENT = 0.995  # without: mask agreement with fp32 on held-back images

@@ -35,6 +35,10 @@ class Tolerance:
 TOLERANCES = {
     ("onnxruntime", "fp32"): Tolerance(max_abs_diff=1e-4, min_agreement=0.9999),
     ("onnxruntime", "fp16"): Tolerance(max_abs_diff=None, min_agreement=0.995),
+    ("onnxruntime", "int8"): Tolerance(max_abs_diff=None, min_agreement=0.995),
+    ("openvino", "fp32"): Tolerance(max_abs_diff=1e-4, min_agreement=0.9999),
+    ("openvino", "fp16"): Tolerance(max_abs_diff=None, min_agreement=0.995),
+    ("openvino", "int8"): Tolerance(max_abs_diff=None, min_agreement=0.995),
     ("tensorrt", "fp32"): Tolerance(max_abs_diff=1e-3, min_agreement=None),
     ("tensorrt", "fp16"): Tolerance(max_abs_diff=None, min_agreement=0.995),
 }

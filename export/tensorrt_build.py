@@ -10,6 +10,11 @@ optimization profile for `images`, `create_timing_cache` / `set_timing_cache`, a
 - TensorRT 10: an fp16 ONNX graph is built as a strongly typed network; an fp32 graph with
   `--fp16` uses the weak-typing `BuilderFlag.FP16` instead.
 - fp32 engines clear `BuilderFlag.TF32` so their results stay within the 1e-3 parity tolerance.
+- INT8 comes from explicit quantization only: an INT8 QDQ graph (`segexport quantize`) holds
+  its scales in QuantizeLinear / DequantizeLinear nodes. TensorRT 10 builds it as a weakly
+  typed network with `BuilderFlag.INT8` (and `FP16` with `--fp16`, for the float parts);
+  TensorRT 11 builds it strongly typed, in the graph's own precisions. No implicit
+  calibrator is ever set (`IInt8Calibrator` is deprecated). `plan_precision` decides this.
 
 The engine and its `model.engine.json` sidecar (the ONNX metadata plus precision, profile and
 TensorRT version) are written atomically.
@@ -44,6 +49,32 @@ class EngineBuild:
             f"{self.metadata.precision}, TensorRT {self.metadata.engine['tensorrt_version']}, "
             f"profile min {profile['min']} opt {profile['opt']} max {profile['max']})"
         )
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How to build a graph: network typing, builder flags to set, the engine's precision."""
+
+    strongly_typed: bool
+    flags: tuple[str, ...]  # names of `trt.BuilderFlag` members to set
+    precision: str
+
+
+def plan_precision(major: int, graph: str, fp16: bool, source: Path) -> PrecisionPlan:
+    """The build of a `graph` precision (fp32, fp16, int8) graph on TensorRT `major`."""
+    if major >= 11:
+        if fp16 and graph != "fp16":
+            raise ExportError(
+                source,
+                "TensorRT 11 networks are strongly typed, so FP16 must come from the graph: "
+                "export it with `segexport onnx --fp16` (or build from --ckpt with --fp16)",
+            )
+        return PrecisionPlan(True, (), graph)
+    if graph == "int8":
+        return PrecisionPlan(False, ("INT8", "FP16") if fp16 else ("INT8",), "int8")
+    if graph == "fp16":
+        return PrecisionPlan(True, (), "fp16")
+    return PrecisionPlan(False, ("FP16",) if fp16 else (), "fp16" if fp16 else "fp32")
 
 
 def read_onnx_metadata(onnx_path: Path) -> ModelMetadata:
@@ -82,17 +113,11 @@ def build_engine(
     check_writable(engine_path)
     trt = require_tensorrt(str(onnx_path))
     major = tensorrt_major(trt)
-    graph_fp16 = metadata.precision == "fp16"
-    if fp16 and not graph_fp16 and major >= 11:
-        raise ExportError(
-            onnx_path,
-            "TensorRT 11 networks are strongly typed, so FP16 must come from the graph: "
-            "export it with `segexport onnx --fp16` (or build from --ckpt with --fp16)",
-        )
+    plan = plan_precision(major, metadata.precision, fp16, onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
-    if graph_fp16 and major == 10:
+    if plan.strongly_typed and major == 10:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -103,9 +128,9 @@ def build_engine(
     config = builder.create_builder_config()
     if workspace_gb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    precision = "fp16" if (fp16 or graph_fp16) else "fp32"
-    if fp16 and not graph_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
+    precision = plan.precision
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
     if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
     channels = len(metadata.mean)
@@ -133,7 +158,7 @@ def build_engine(
         input_size=(height[1], width[1]) if metadata.dynamic_hw else metadata.input_size,
         engine={
             "tensorrt_version": trt.__version__,
-            "strongly_typed": major >= 11 or graph_fp16,
+            "strongly_typed": plan.strongly_typed,
             "built_from": onnx_path.name,
             "profile": {
                 metadata.input_name: {

@@ -141,13 +141,15 @@ def check_outputs(jobs: list[Job]) -> None:
     type=click.FloatRange(min=0),
     help="Polygon simplification tolerance in pixels (0: exact contours).",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU inference threads (ONNX Runtime, OpenVINO)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
     model, images, out, write_overlay, every, polygons, threshold, batch_size, backend, device,
     tile, epsilon, threads, quiet,
 ) -> None:  # fmt: skip
-    """Segment IMAGES (image or video files, stream URLs, folders) with MODEL (.onnx or
+    """Segment IMAGES (image or video files, stream URLs, folders) with MODEL (.onnx, .xml or
     .engine) and write masks to --out."""
     jobs = collect_jobs(list(images), out)
     check_outputs(jobs)

@@ -32,7 +32,8 @@ INPUT_NAME = "images"
 PIXELS_NAME = "pixels"  # the input of a graph with its preprocessing inside (`--preprocess`)
 OUTPUT_NAME = "probs"
 OUTPUT_KINDS = ("sigmoid", "softmax")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 COLOR_ORDER = "RGB"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -134,6 +135,8 @@ class ModelMetadata:
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
     engine: dict[str, Any] = field(default_factory=dict)
+    # int8 models: {"method": minmax|percentile|entropy, "images": N, "gate": {...}}
+    calibration: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -359,6 +362,25 @@ def _validate(meta: ModelMetadata, source: str) -> None:
     check("input_name", meta.input_name == expected_input, repr(expected_input))
     check("output_name", meta.output_name == OUTPUT_NAME, repr(OUTPUT_NAME))
     check("engine", isinstance(meta.engine, dict), "an object")
+    _validate_calibration(meta, source)
+
+
+def _validate_calibration(meta: ModelMetadata, source: str) -> None:
+    """An int8 model says how it was calibrated; a float model carries no calibration."""
+    check = _checker(meta, source)
+    calibration = meta.calibration
+    check("calibration", isinstance(calibration, dict), "an object")
+    if meta.precision != "int8":
+        check("calibration", not calibration, "{} for a float model")
+        return
+    check(
+        "calibration",
+        calibration.get("method") in CALIBRATION_METHODS
+        and _is_int(calibration.get("images"))
+        and calibration["images"] >= 1
+        and isinstance(calibration.get("gate"), dict),
+        f"an object with method ({' or '.join(CALIBRATION_METHODS)}), images (>= 1) and gate",
+    )
 
 
 def _is_int(value: Any) -> bool:

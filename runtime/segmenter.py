@@ -1,4 +1,4 @@
-"""`Segmenter`: masks from an exported model, for images of any size, on ONNX Runtime or TensorRT.
+"""`Segmenter`: masks from an exported model of any size, on ONNX Runtime, OpenVINO or TensorRT.
 
 Each image is resized to the model's input size (the same antialiased bilinear resize as
 training's evaluation), run in batches of `batch_size`, and its probabilities are resized
@@ -9,7 +9,8 @@ than `AUTO_TILE_FACTOR` times the input size on a side. Tiling is off by default
 training resizes whole images to the input size: a model sees objects at that scale.
 
 A Segmenter holds no per-call state: `predict` may be called from several threads at once
-(ONNX Runtime sessions run concurrently; the TensorRT backend serializes its runs).
+(ONNX Runtime sessions run concurrently, OpenVINO gives each thread its own infer request;
+the TensorRT backend serializes its runs).
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ TILE_CHOICES = (False, True, "auto")
 
 
 class Segmenter:
-    """Segment images with an exported segkit model (`.onnx`, or `.engine` + its `.json`).
+    """Segment images with an exported segkit model (`.onnx`, OpenVINO IR `.xml` + `.bin`, or
+    `.engine` + its `.json`).
 
-    - `backend`: "auto" (by file suffix), "onnxruntime" or "tensorrt".
+    - `backend`: "auto" (by file suffix; an `.onnx` on the CPU runs on the fastest installed
+      backend, OpenVINO where installed, see `runtime.backends`), "onnxruntime", "openvino"
+      or "tensorrt"; `repr()` says which was picked and in what precision.
     - `device`: "auto" (GPU when the backend has one, else CPU), "cpu" or "cuda"; "cuda" on a
       machine without CUDA raises `ModelError`.
     - `batch_size`: images (or tiles) per model run.
-    - `threads`: ONNX Runtime intra-op threads (None: its default, one per core).
+    - `threads`: CPU inference threads of ONNX Runtime or OpenVINO (None: their default).
+    - `precision`: "auto", "fp32" or "bf16": OpenVINO's inference precision ("auto": bf16
+      where the CPU has it natively, fp32 elsewhere); the other backends run the graph's own.
     - `threshold`: binary models' mask threshold (None: the model's own from its metadata);
       `predict(threshold=...)` overrides it per call.
     - `strict`: raise instead of warning when ONNX Runtime falls back to fewer providers.
@@ -53,13 +59,14 @@ class Segmenter:
       they are decoded, from their header); the default is Pillow's `MAX_IMAGE_PIXELS`
       (about 89 megapixels); None lifts the limit.
 
+    `model_path` may also be an open `Backend`, which the Segmenter then owns and closes.
     A model file without segkit metadata raises `MetadataError`: without its input size,
     normalization and threshold the masks would be silently wrong.
     """
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: str | os.PathLike | Backend,
         backend: str = "auto",
         device: str = "auto",
         batch_size: int = 8,
@@ -69,6 +76,7 @@ class Segmenter:
         input_size: tuple[int, int] | None = None,
         tile_overlap: float = 0.5,
         max_pixels: int | None = MAX_PIXELS,
+        precision: str = "auto",
     ):
         if not _is_int(batch_size) or batch_size < 1:
             raise ArgumentError("batch_size", f"expected an integer >= 1, got {batch_size!r}")
@@ -81,7 +89,10 @@ class Segmenter:
         self.max_pixels = max_pixels
         self.batch_size = int(batch_size)
         self.tile_overlap = float(tile_overlap)
-        self.backend: Backend = open_backend(model_path, backend, device, threads, strict)
+        if isinstance(model_path, Backend):  # an open backend, e.g. a checkpoint's model
+            self.backend: Backend = model_path
+        else:
+            self.backend = open_backend(model_path, backend, device, threads, strict, precision)
         try:
             self.metadata: ModelMetadata = self.backend.metadata
             if self.metadata.preprocess:
@@ -156,7 +167,8 @@ class Segmenter:
         meta = self.metadata
         return (
             f"Segmenter({str(self.backend.path)!r}, backend={self.backend.name!r}, "
-            f"device={self.backend.device!r}, arch={meta.arch!r}, classes={meta.classes}, "
+            f"device={self.backend.device!r}, precision={self.backend.precision!r}, "
+            f"arch={meta.arch!r}, classes={meta.classes}, "
             f"input_size={self.input_size})"
         )
 

@@ -46,7 +46,7 @@ from runtime.postprocess import resize_probs, to_mask
 from runtime.preprocess import preprocess
 from serving.limits import Limits
 
-PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino", "tensorrt": "tensorrt_plan"}
 DEFAULT_MAX_BATCH = 8
 DEFAULT_BATCH_WAIT_MS = 10.0
 DEFAULT_WAIT_S = DEFAULT_BATCH_WAIT_MS / 1000

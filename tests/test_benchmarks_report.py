@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from benchmarks.report import load_rows, main
 from benchmarks.targets import target_lines
@@ -46,9 +47,14 @@ def results(tmp_path):
     return path
 
 
-def test_report_writes_table_and_chart(results, tmp_path, capsys):
+def segbench(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_report_writes_table_and_chart(results, tmp_path):
     out = tmp_path / "report"
-    assert main(["report", str(results), "-o", str(out)]) == 0
+    result = segbench("report", results, "-o", out)
+    assert result.exit_code == 0, result.output
     table = (out / "results.md").read_text()
     assert "| torch_cpu[eager] | torch_eager | unet | 256 | 8 | 4000.0 |" in table
     assert "| data_loader | data_loader |" in table
@@ -57,7 +63,7 @@ def test_report_writes_table_and_chart(results, tmp_path, capsys):
     assert "2.00x (target >= 1.50x) -> met" in table
     assert "90% of peak (target 85%) -> met" in table
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "wrote" in capsys.readouterr().out
+    assert "wrote" in result.stdout
 
 
 def test_targets_report_misses_and_missing_cases(results):
@@ -69,15 +75,21 @@ def test_targets_report_misses_and_missing_cases(results):
     assert not any(line.startswith("GPU") for line in lines)  # no GPU case measured
 
 
-def test_report_errors_name_the_file(tmp_path, capsys):
+def test_report_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.json"
-    assert main(["report", str(missing)]) == 2
-    assert f"{missing}: no such results file" in capsys.readouterr().err
+    result = segbench("report", missing)
+    assert result.exit_code == 2 and f"{missing}: no such results file" in result.stderr
     foreign = tmp_path / "foreign.json"
     foreign.write_text(json.dumps({"something": 1}))
-    assert main(["report", str(foreign)]) == 2
-    assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
+    result = segbench("report", foreign)
+    assert result.exit_code == 2 and "not a pytest-benchmark JSON file" in result.stderr
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"benchmarks": []}))
-    assert main(["report", str(empty)]) == 2
-    assert "no segkit benchmark cases" in capsys.readouterr().err
+    result = segbench("report", empty)
+    assert result.exit_code == 2 and "no segkit benchmark cases" in result.stderr
+
+
+def test_machine_names_the_instruction_set(tmp_path):
+    result = segbench("machine", "-o", tmp_path / "machine.md")
+    assert result.exit_code == 0, result.output
+    assert "- instruction set: " in (tmp_path / "machine.md").read_text()

@@ -20,6 +20,7 @@ from export.onnx_export import (
     resolve_exporter,
 )
 from export.parity import check_parity
+from export.simplify import simplify as simplify_graph
 from export.source import file_sha256
 from runtime.metadata import ModelInfo, ModelMetadata
 from trainer.checkpoint import build_checkpoint, save_checkpoint
@@ -139,6 +140,17 @@ def test_simplify_folds_constants_and_keeps_results(tmp_path):
     assert slim.simplify_summary and "->" in slim.simplify_summary
     assert slim.nodes < plain.nodes
     assert check_parity(slim.path, ckpt, n=3).passed
+
+
+def test_simplify_keeps_the_segkit_metadata(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "best.pth", size=32)
+    plain = export_onnx(ckpt, tmp_path / "plain.onnx", exporter="torchscript")
+    model = onnx.load(plain.path)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert any(key.startswith("segkit.") for key in props)
+    slim = simplify_graph(model).model
+    assert {p.key: p.value for p in slim.metadata_props} == props
+    assert ModelMetadata.from_props(props) == plain.metadata
 
 
 def test_failed_export_leaves_the_existing_file_intact(tmp_path, monkeypatch):

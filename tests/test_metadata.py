@@ -108,7 +108,9 @@ def test_broken_json_value_names_the_key():
         ("std", [0.2, 0.0, 0.2], "bad std"),
         ("threshold", 1.5, "bad threshold"),
         ("output_kind", "softmax", "output_kind .softmax. does not fit num_classes=1"),
-        ("precision", "int8", "bad precision"),
+        ("precision", "int4", "bad precision"),
+        ("precision", "int8", "bad calibration"),  # int8 without its calibration record
+        ("calibration", {"method": "minmax"}, "bad calibration"),  # on a float model
         ("color_order", "BGR", "bad color_order"),
         ("source_sha256", "xyz", "bad source_sha256"),
         ("batch_size", 4, "bad batch_size"),
@@ -120,6 +122,15 @@ def test_bad_values_are_named(field, value, message):
     data[field] = value
     with pytest.raises(MetadataError, match=f"model.engine.json: {message}"):
         ModelMetadata.from_dict(data, "model.engine.json")
+
+
+def test_int8_metadata_round_trips_its_calibration():
+    calibration = {"method": "minmax", "images": 64, "gate": {"passed": True}}
+    meta = sample().replace(precision="int8", calibration=calibration)
+    again = ModelMetadata.from_props(meta.to_props())
+    assert again.precision == "int8" and again.calibration == calibration
+    with pytest.raises(MetadataError, match="bad calibration"):
+        meta.replace(calibration={**calibration, "method": "kl"})
 
 
 def test_missing_sidecar_names_the_file(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from runtime_models import exported_model, scene
 
 from runtime import ModelError, Segmenter
+from runtime.backends import auto_backend
 from runtime.preprocess import preprocess
 
 
@@ -29,9 +30,9 @@ def write_png(path, rgb):
 
 def test_metadata_and_defaults(seg):
     assert seg.metadata.arch == "unet" and seg.classes == ["background", "foreground"]
-    assert seg.backend.name == "onnxruntime" and seg.backend.device == "cpu"
+    assert seg.backend.name == auto_backend(seg.backend.path) and seg.backend.device == "cpu"
     assert seg.input_size == (32, 32) and seg.threshold == 0.5
-    assert "onnxruntime" in repr(seg)
+    assert f"backend={seg.backend.name!r}" in repr(seg) and "precision=" in repr(seg)
 
 
 def test_one_input_gives_one_mask_a_list_a_list(seg, tmp_path):

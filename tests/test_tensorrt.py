@@ -20,7 +20,7 @@ from export.cli import main
 from export.errors import ExportError
 from export.onnx_export import export_onnx
 from export.params import parse_range
-from export.tensorrt_build import build_engine
+from export.tensorrt_build import PrecisionPlan, build_engine, plan_precision
 from runtime.metadata import ModelInfo, ModelMetadata, sidecar_path
 from trainer.checkpoint import build_checkpoint, save_checkpoint
 from trainer.models import create_model
@@ -84,7 +84,49 @@ def test_fp16_engine_from_checkpoint(exported, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@needs_gpu
+def test_int8_engine_from_a_qdq_graph(exported, tmp_path):
+    import cv2
+    from runtime_models import scene
+
+    from export.quantize import quantize_model
+
+    _, onnx_path = exported
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for seed in range(12):
+        cv2.imwrite(str(calib / f"{seed}.png"), scene(seed, 64, 64))
+    int8 = quantize_model(onnx_path, calib, tmp_path / "m.int8.onnx", n=8, force=True).path
+    engine = tmp_path / "m.int8.engine"
+    result = run("trt", "--onnx", int8, "-o", engine, "--batch", "1:2:4")
+    assert result.exit_code == 0, result.output
+    meta = ModelMetadata.read_json(sidecar_path(engine))
+    assert meta.precision == "int8" and meta.calibration["method"] == "minmax"
+
+
 # --- everywhere --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("major", "graph", "fp16", "plan"),
+    [
+        (10, "int8", False, PrecisionPlan(False, ("INT8",), "int8")),
+        (10, "int8", True, PrecisionPlan(False, ("INT8", "FP16"), "int8")),
+        (11, "int8", False, PrecisionPlan(True, (), "int8")),
+        (10, "fp16", False, PrecisionPlan(True, (), "fp16")),
+        (10, "fp32", True, PrecisionPlan(False, ("FP16",), "fp16")),
+        (10, "fp32", False, PrecisionPlan(False, (), "fp32")),
+        (11, "fp32", False, PrecisionPlan(True, (), "fp32")),
+    ],
+)
+def test_precision_plan_uses_explicit_quantization(major, graph, fp16, plan):
+    """INT8 comes from the QDQ graph: the INT8 flag on TensorRT 10, never a calibrator."""
+    assert plan_precision(major, graph, fp16, Path("m.onnx")) == plan
+
+
+def test_tensorrt_11_takes_fp16_from_the_graph_only():
+    with pytest.raises(ExportError, match="strongly typed, so FP16 must come from the graph"):
+        plan_precision(11, "int8", True, Path("m.onnx"))
 
 
 def test_parse_range():

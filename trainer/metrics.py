@@ -69,13 +69,19 @@ class SegmentationMetrics:
             logits = logits[-1]
         check_shapes(logits, target, self.num_classes)
         logits = logits.float()
+        probs = torch.sigmoid(logits) if self.num_classes == 1 else torch.softmax(logits, dim=1)
+        self.update_probs(probs, target)
+
+    @torch.no_grad()
+    def update_probs(self, probs: Tensor, target: Tensor) -> None:
+        """Add a batch of probabilities (N, C, H, W): an exported model's `probs` output."""
+        check_shapes(probs, target, self.num_classes)
+        probs = probs.float()
         valid = target != IGNORE_INDEX
         if self.num_classes == 1:
-            probs = torch.sigmoid(logits)
             pred = (probs[:, 0] >= self.threshold).long()
             target = ((target > 0) & valid).long()
         else:
-            probs = torch.softmax(logits, dim=1)
             pred = probs.argmax(dim=1)
             target = torch.where(valid, target, 0).long()
         classes = max(self.num_classes, 2)

@@ -20,11 +20,14 @@ class BackendOptions:
     - `device`: "auto", "cpu" or "cuda" (checked by `open_backend`).
     - `threads`: CPU inference threads (None: the library's default); GPU backends ignore it.
     - `strict`: raise instead of warning when the backend falls back to less than was asked.
+    - `precision`: "auto" (the graph's own; OpenVINO: bf16 where the CPU has it natively),
+      "fp32" or "bf16" (OpenVINO only: the inference precision of the float ops).
     """
 
     device: str = "auto"
     threads: int | None = None
     strict: bool = False
+    precision: str = "auto"
 
 
 DEFAULT_OPTIONS = BackendOptions()
@@ -58,6 +61,11 @@ class Backend(ABC):
     @property
     @abstractmethod
     def closed(self) -> bool: ...
+
+    @property
+    def precision(self) -> str:
+        """What the model really runs in: fp32, fp16, bf16 or int8 (the graph's own here)."""
+        return self.metadata.precision
 
     def __enter__(self) -> Backend:
         return self

@@ -2,7 +2,8 @@
 
 `@dataset_options()` adds --data, --annotations, --images, --masks, --val-images,
 --val-masks, --coco, --resize-masks and --ignore-index; `DataSource.from_options(kwargs)`
-collects their values (see `trainer.data.source`). Torch-free, so `--help` stays instant.
+collects their values (see `trainer.data.source`), and `pop_source(kwargs)` also removes
+them from a command's keyword arguments. Torch-free, so `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -65,3 +66,15 @@ def dataset_options(sample_default: bool = False):
         return function
 
     return decorate
+
+
+def pop_source(options: dict):
+    """The data options of a command's `options` as a `DataSource`, removed from `options`."""
+    import dataclasses
+
+    from trainer.config import DataSource
+
+    source = DataSource.from_options(options)
+    for field in dataclasses.fields(DataSource):
+        options.pop(field.name, None)
+    return source
