@@ -24,6 +24,13 @@ from serving.limits import MAX_BODY_MB, MAX_PIXELS, Limits
 
 APP_NAME = "segkit"
 READY_TIMEOUT_S = 600
+# Ray Serve kills an HTTP proxy that is not ready within 5 s (health check: 10 s). A busy
+# small machine misses that while the replicas load their models, and `serve.start` then
+# fails; these longer limits apply unless the environment sets its own.
+PROXY_TIMEOUTS = {
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+}
 
 
 @click.command(cls=SegkitCommand, context_settings=CONTEXT_SETTINGS)
@@ -99,6 +106,8 @@ def _stop_on_signals() -> threading.Event:
 
 def _start(config, host: str, port: int, replicas: int, address: str | None) -> bool:
     """Start (or join) Ray, start Serve and deploy; True when this process started Ray."""
+    for name, value in PROXY_TIMEOUTS.items():  # before Ray starts its processes
+        os.environ.setdefault(name, value)
     import ray
     from ray import serve
 
