@@ -248,7 +248,7 @@ def main() -> None:
     "--workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Training loader processes. [default: 1 on a CPU with 2+ cores, else 0; 4 on CUDA]",
+    help="Training loader processes. [default: 0 on the CPU, 4 on CUDA]",
 )
 @click.option(
     "--on-bad-sample",

@@ -181,10 +181,12 @@ def build_data(
 
 
 def _default_workers(device: torch.device) -> int:
-    """Loader processes: 4 on CUDA; on the CPU one, when there is a second core, so that
-    augmentation (single-threaded there, as it is fastest) overlaps the training step."""
+    """Loader processes: 4 on CUDA, none on the CPU. Measured on 2 cores (AVX512-BF16),
+    U-Net width 16 at 128 px, training images/s of whole epochs: bf16 72 in-process, 67 with
+    a persistent worker, 50 with one restarted each epoch (fp32: 38, 36, 29). The cached
+    arrays are small, and a worker only takes cores from the step."""
     if device.type == "cpu":
-        return 1 if (os.cpu_count() or 1) > 1 else 0
+        return 0
     return min(4, os.cpu_count() or 1)
 
 
@@ -314,10 +316,11 @@ class TrainingRun:
                 improved = not self.best_metrics or val["dice"] > self.best_metrics["dice"]
                 if improved:
                     self.best_epoch, self.best_metrics = epoch, val
-                if ctx.is_main:
-                    self.save(epoch, stats, val, lr, improved)
-                result.epochs_done = epoch
-                result.best_epoch, result.best_metrics = self.best_epoch, self.best_metrics
+                with latch.deferred():  # the log row and last.pth agree, even on Ctrl-C
+                    if ctx.is_main:
+                        self.save(epoch, stats, val, lr, improved)
+                    result.epochs_done = epoch
+                    result.best_epoch, result.best_metrics = self.best_epoch, self.best_metrics
                 if self.progress:
                     print(_epoch_line(epoch, cfg.epochs, stats, val, lr), flush=True)
                 latch.check()  # a Ctrl-C that an ignored exception swallowed still stops here

@@ -9,8 +9,10 @@ again if it was swallowed.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 
 
 class SigintLatch:
@@ -23,6 +25,7 @@ class SigintLatch:
     def __init__(self) -> None:
         self.caught = False
         self._installed = False
+        self._deferring = False
 
     def install(self) -> None:
         in_main = threading.current_thread() is threading.main_thread()
@@ -37,7 +40,19 @@ class SigintLatch:
 
     def _handle(self, signum, frame) -> None:
         self.caught = True
-        raise KeyboardInterrupt
+        if not self._deferring:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block that a SIGINT does not cut short (an epoch's log row and checkpoints are
+        written together); the KeyboardInterrupt comes when it ends."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        self.check()
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if a SIGINT arrived, even one an ignored exception ate."""
