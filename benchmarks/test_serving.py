@@ -6,7 +6,7 @@
   ratio of their requests/s.
 - `test_replica_kill`: two replicas under the same load; one is SIGKILLed. Records the
   requests that failed (the remote Segmenter retries, so the goal is none) and the seconds
-  until Ray has two replicas again.
+  until Ray has two replicas again (not a timing: run it without `--benchmark-only`).
 """
 
 from __future__ import annotations
