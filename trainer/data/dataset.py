@@ -7,10 +7,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
 
 from runtime.errors import DataError
 from runtime.images import read_image
@@ -60,15 +61,23 @@ def load_sample(
 def shrink_to(
     image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The pair made no larger than `size` (height, width) on each side (area-averaged
-    image, nearest-neighbour mask, so class ids stay as they are); smaller sides stay."""
+    """The pair made no larger than `size` (height, width) on each side, resized as the
+    transforms resize (antialiased bilinear image, nearest-neighbour mask, so class ids stay
+    as they are); smaller sides stay. Where `size` is the training size, the cached image is
+    exactly the one the transform would have made."""
     height, width = mask.shape[:2]
-    new = (min(height, size[0]), min(width, size[1]))
-    if new == (height, width):
+    new = [min(height, size[0]), min(width, size[1])]
+    if new == [height, width]:
         return image, mask
-    dsize = (new[1], new[0])
-    image = cv2.resize(image, dsize, interpolation=cv2.INTER_AREA)
-    return image, cv2.resize(mask, dsize, interpolation=cv2.INTER_NEAREST_EXACT)
+    img = F.resize(
+        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), new,
+        interpolation=InterpolationMode.BILINEAR, antialias=True,
+    )  # fmt: skip
+    msk = F.resize(
+        torch.from_numpy(np.ascontiguousarray(mask))[None], new,
+        interpolation=InterpolationMode.NEAREST_EXACT,
+    )  # fmt: skip
+    return img.permute(1, 2, 0).contiguous().numpy(), msk[0].numpy()
 
 
 class SegmentationDataset(Dataset):
