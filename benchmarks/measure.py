@@ -129,3 +129,18 @@ def record(
     benchmark.extra_info.update(info)
     RESULTS.append(info)
     return info
+
+
+def time_segmenter(
+    benchmark: Any, seg: Any, images: list[np.ndarray], size: int, batch: int, model_only: bool
+) -> list[float]:
+    """Seconds per call of a `runtime.Segmenter`: its backend's `run` on a preprocessed batch
+    (`model_only`), or `predict` on the first `batch` photos at their own size."""
+    from benchmarks.inputs import model_batch
+    from benchmarks.matrix import round_budget_seconds
+
+    if model_only:
+        x = model_batch(images, size, batch)
+        return time_rounds(benchmark, lambda: seg.backend.run(x), round_budget_seconds())
+    photos = images[:batch]
+    return time_rounds(benchmark, lambda: seg.predict(photos), round_budget_seconds())

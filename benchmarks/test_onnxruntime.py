@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.inputs import model_batch
 from benchmarks.matrix import case_id, cases, round_budget_seconds
-from benchmarks.measure import record, time_rounds
+from benchmarks.measure import record, time_rounds, time_segmenter
 from runtime import Segmenter
 from runtime.backends.onnxruntime import CUDA_EP, session_options
 
@@ -28,12 +28,8 @@ def test_onnxruntime_cpu(benchmark, backend, case, models, images, peak_gflops):
     with Segmenter(
         models.onnx(arch, size), backend="onnxruntime", device="cpu", batch_size=batch
     ) as seg:
-        if backend == "ort_model":
-            x = model_batch(images, size, batch)
-            times = time_rounds(benchmark, lambda: seg.backend.run(x), round_budget_seconds())
-        else:
-            photos = images[:batch]
-            times = time_rounds(benchmark, lambda: seg.predict(photos), round_budget_seconds())
+        model_only = backend == "ort_model"
+        times = time_segmenter(benchmark, seg, images, size, batch, model_only)
         providers = seg.backend.providers
     record(
         benchmark,

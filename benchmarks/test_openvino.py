@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.inputs import model_batch
-from benchmarks.matrix import case_id, cases, round_budget_seconds
-from benchmarks.measure import record, time_rounds
+from benchmarks.matrix import case_id, cases
+from benchmarks.measure import record, time_segmenter
 from runtime import Segmenter
 from runtime.cpu import has_native_bf16, instruction_set
 
@@ -43,12 +42,8 @@ def test_low_precision_cpu(benchmark, backend, case, models, images, peak_gflops
     kind, options = MODEL_CASES[backend]
     path = models.int8(arch, size, images) if kind == "int8" else models.onnx(arch, size)
     with Segmenter(path, device="cpu", batch_size=batch, **options) as seg:
-        if backend.endswith("_model"):
-            x = model_batch(images, size, batch)
-            times = time_rounds(benchmark, lambda: seg.backend.run(x), round_budget_seconds())
-        else:
-            photos = images[:batch]
-            times = time_rounds(benchmark, lambda: seg.predict(photos), round_budget_seconds())
+        model_only = backend.endswith("_model")
+        times = time_segmenter(benchmark, seg, images, size, batch, model_only)
         used = {"runs_on": seg.backend.name, "precision": seg.backend.precision}
     record(
         benchmark,

@@ -92,6 +92,17 @@ class Backend(ABC):
             outputs.append(self._run(np.ascontiguousarray(chunk))[:real])
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
+    def check_tensor_names(self, inputs: list[str], outputs: list[str], kind: str) -> None:
+        """Refuse a model whose input and output tensors are not the ones its metadata
+        names (`kind`: "graph", "engine", for the message)."""
+        meta = self.metadata
+        if inputs != [meta.input_name] or outputs != [meta.output_name]:
+            raise ModelError(
+                self.path,
+                f"{kind} tensors {inputs} -> {outputs} do not match the metadata "
+                f"({meta.input_name} -> {meta.output_name})",
+            )
+
     def check_input(self, images: np.ndarray) -> None:
         """Refuse a batch that does not fit the model's declared input, naming what is wrong."""
         meta = self.metadata

@@ -95,13 +95,7 @@ class OnnxRuntimeBackend(Backend):
     def _check_io(self) -> None:
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
-        meta = self.metadata
-        if inputs != [meta.input_name] or outputs != [meta.output_name]:
-            raise ModelError(
-                self.path,
-                f"graph tensors {inputs} -> {outputs} do not match the metadata "
-                f"({meta.input_name} -> {meta.output_name})",
-            )
+        self.check_tensor_names(inputs, outputs, "graph")
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         meta = self.metadata

@@ -134,13 +134,7 @@ class OpenVinoBackend(Backend):
     def _check_io(self, model: Any) -> None:
         inputs = [i.get_any_name() for i in model.inputs]
         outputs = [o.get_any_name() for o in model.outputs]
-        meta = self.metadata
-        if inputs != [meta.input_name] or outputs != [meta.output_name]:
-            raise ModelError(
-                self.path,
-                f"graph tensors {inputs} -> {outputs} do not match the metadata "
-                f"({meta.input_name} -> {meta.output_name})",
-            )
+        self.check_tensor_names(inputs, outputs, "graph")
 
     def _request(self) -> Any:
         request = getattr(self._local, "request", None)

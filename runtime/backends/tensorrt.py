@@ -74,17 +74,12 @@ class TensorRTBackend(Backend):
         self._stream = cuda_check(self.cudart, self.cudart.cudaStreamCreate(), "cudaStreamCreate")
 
     def _check_io(self) -> None:
-        engine, trt, meta = self.engine, self.trt, self.metadata
+        engine, trt = self.engine, self.trt
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         modes = {name: engine.get_tensor_mode(name) for name in names}
         inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
-        if inputs != [meta.input_name] or outputs != [meta.output_name]:
-            raise ModelError(
-                self.path,
-                f"engine tensors {inputs} -> {outputs} do not match the metadata "
-                f"({meta.input_name} -> {meta.output_name})",
-            )
+        self.check_tensor_names(inputs, outputs, "engine")
 
     def check_input(self, images: np.ndarray) -> None:
         super().check_input(images)
