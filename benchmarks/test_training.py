@@ -5,6 +5,9 @@
   bf16 autocast + channels_last on the CPU (skipped where the CPU has no native bf16),
   fp32 and fp16 AMP on CUDA. The precisions come from `trainer.precision`, so this times
   what `fit` runs.
+- `test_compiled_training_step`: the width-16 128 px step through torch.compile, as
+  `segtrain fit --compile` trains, compiled before it is timed; it prints its ratio to the
+  eager step of the same precision.
 - `test_fit_epoch`: one training epoch of the run `segtrain fit --arch unet --width 16
   --img-size 128` makes on the butterflies (`FIT_SAMPLES` of them), with `--precision auto`
   (the default) and `--precision fp32`, loader, EMA and schedule included. On a CPU with
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +42,7 @@ from trainer.precision import resolve_precision
 
 ARCH, BATCH = "unet", 8
 SHAPES = {"w16-128": (16, 128), "w64-256": (64, 256)}
+COMPILE_SHAPE = "w16-128"
 LOADER_SIZE = 128
 LOADER_SAMPLES = 96  # decoded once into the dataset's cache
 LOADER_BATCHES = 12
@@ -89,13 +94,13 @@ def _skip_unless_runs(device: str, precision: str) -> None:
         pytest.skip(NO_BF16)
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
-@pytest.mark.parametrize("mode", list(PRECISIONS))
-def test_training_step(benchmark, mode, shape, loader):
+def _training_step(
+    mode: str, shape: str, loader: DataLoader, compiled: bool = False
+) -> Callable[[], None]:
+    """One optimizer step of `segtrain fit`'s kind in `mode`, on a fixed batch of `loader`
+    (resized to `shape`); through torch.compile when `compiled`, as `--compile` trains."""
     device, name = PRECISIONS[mode]
-    _skip_unless_runs(device, name)
     width, size = SHAPES[shape]
-    benchmark.group = f"training step {shape}"
     precision = resolve_precision(name, torch.device(device))
     torch.manual_seed(0)
     model = create_model(ARCH, width=width).to(device).train()
@@ -110,23 +115,63 @@ def test_training_step(benchmark, mode, shape, loader):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = precision.grad_scaler()
     loss_fn = build_loss("combined")
+    forward = torch.compile(model) if compiled else model
 
     def step() -> None:
         with precision.autocast():
-            logits = model(images)
+            logits = forward(images)
         loss = loss_fn(logits.float(), masks)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
 
+    if compiled:
+        step()  # compiling takes tens of seconds: not part of the timed rounds
+    return step
+
+
+def _time_step(benchmark, mode: str, shape: str, loader: DataLoader, compiled: bool) -> None:
+    device, name = PRECISIONS[mode]
+    _skip_unless_runs(device, name)
+    step = _training_step(mode, shape, loader, compiled)
     sync = cuda_sync if device == "cuda" else no_sync
     times = time_rounds(benchmark, step, round_budget_seconds(), sync=sync)
+    width, size = SHAPES[shape]
     record(
-        benchmark, times, backend=f"train_step_{name}", arch=f"{ARCH}-w{width}", size=size,
-        batch=BATCH, flops_per_image=None, peak_gflops=None, device=device,
-        cpu=instruction_set(),
+        benchmark, times, backend=f"train_step_{name}" + ("_compiled" if compiled else ""),
+        arch=f"{ARCH}-w{width}", size=size, batch=BATCH, flops_per_image=None,
+        peak_gflops=None, device=device, cpu=instruction_set(),
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("mode", list(PRECISIONS))
+def test_training_step(benchmark, mode, shape, loader):
+    benchmark.group = f"training step {shape}"
+    _time_step(benchmark, mode, shape, loader, compiled=False)
+
+
+@pytest.mark.parametrize("mode", list(PRECISIONS))
+def test_compiled_training_step(benchmark, mode, loader):
+    """`segtrain fit --compile`: the w16-128 step through torch.compile, beside the eager
+    step of the same precision (run `test_training_step` with it for the ratio)."""
+    benchmark.group = f"training step {COMPILE_SHAPE}"
+    _time_step(benchmark, mode, COMPILE_SHAPE, loader, compiled=True)
+    report_compile_gain(mode)
+
+
+def report_compile_gain(mode: str) -> None:
+    """Print compiled / eager images/s for `mode`'s precision when both were timed."""
+    device, name = PRECISIONS[mode]
+    size = SHAPES[COMPILE_SHAPE][1]
+    by_name = {r["backend"]: r for r in RESULTS if r["device"] == device and r["size"] == size}
+    eager, compiled = by_name.get(f"train_step_{name}"), by_name.get(f"train_step_{name}_compiled")
+    if eager is None or compiled is None:
+        print(f"compile gain ({mode}) not reported: the eager step did not run before it")
+        return
+    ratio = compiled["images_per_s"] / eager["images_per_s"]
+    print(f"training step {mode}, --compile / eager: {ratio:.2f}x (CPU: {compiled['cpu']})")
 
 
 @pytest.fixture(scope="module")

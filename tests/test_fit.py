@@ -126,6 +126,28 @@ def test_more_epochs_on_resume_replan_the_cosine(tiny_dataset, tmp_path):
     assert lrs[2] > lrs[1] and lrs[2] > lrs[3] > lrs[4] > lrs[5]
 
 
+@pytest.mark.slow
+def test_compiled_run_trains_and_saves_plain_weights(tiny_dataset, tmp_path):
+    """`--compile` trains through torch.compile; the checkpoint is the plain module's (no
+    `_orig_mod.` keys), it loads, and one epoch's loss agrees with the eager run's."""
+    eager = fit(tiny_config(tiny_dataset, tmp_path / "eager", epochs=1), progress=False)
+    compiled = fit(
+        tiny_config(tiny_dataset, tmp_path / "compiled", epochs=1, compile=True), progress=False
+    )
+    assert compiled.epochs_done == 1
+    ckpts = [load_checkpoint(tmp_path / run / "last.pth") for run in ("eager", "compiled")]
+    assert list(ckpts[1]["model"]) == list(ckpts[0]["model"])
+    assert list(ckpts[1]["raw_model"]) == list(ckpts[0]["raw_model"])
+    assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
+    losses = [
+        float(next(csv.DictReader((tmp_path / run / "metrics.csv").open()))["train_loss"])
+        for run in ("eager", "compiled")
+    ]
+    assert losses[1] == pytest.approx(losses[0], rel=0.05)
+    load_model(tmp_path / "compiled" / "best.pth")
+    assert eager.epochs_done == 1
+
+
 def test_resume_refuses_a_different_config(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     assert (

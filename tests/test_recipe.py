@@ -232,10 +232,23 @@ def test_a_run_saved_before_the_recipe_options_keeps_its_recipe(tmp_path):
     assert {key: getattr(loaded, key) for key in LEGACY_RECIPE} == LEGACY_RECIPE
 
 
+def test_a_run_saved_before_the_erasing_option_keeps_its_erasing(tmp_path):
+    """A config.json of the cosine recipe written before `--erasing` existed: the run
+    erased at 0.25 then, and it still does on resume; everything it saved is kept."""
+    saved = TrainConfig(data="d", weight_decay=0.05).to_dict()
+    del saved["erasing"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = TrainConfig.load(tmp_path / "config.json")
+    assert loaded.erasing == LEGACY_RECIPE["erasing"] == 0.25
+    assert loaded.schedule == "cosine" and loaded.ema and loaded.weight_decay == 0.05
+    assert TrainConfig(data="d").erasing == 0.0
+
+
 def test_fit_help_lists_the_recipe_options():
     text = " ".join(CliRunner().invoke(main, ["fit", "--help"]).output.split())
     for option in ("--schedule", "--warmup-epochs", "--ema / --no-ema", "--ema-decay",
-                   "--optimizer", "--weight-decay", "--cache"):  # fmt: skip
+                   "--optimizer", "--weight-decay", "--cache", "--erasing",
+                   "--compile / --no-compile"):  # fmt: skip
         assert option in text
     for default in ("cosine", "3", "ema", "adamw", "ram"):
         assert f"[default: {default}" in text

@@ -7,7 +7,6 @@ import random
 import numpy as np
 import pytest
 import torch
-from torchvision.transforms import v2
 
 from trainer.data import IMAGENET_MEAN, IMAGENET_STD, PRESETS, build_transform
 from trainer.data.transforms import object_crop_box
@@ -91,12 +90,19 @@ def test_masks_keep_their_class_values(preset):
 
 def test_erasing_never_touches_the_mask():
     image, mask = red_equals_mask()
-    transform = build_transform("standard", 48, train=True)
+    transform = build_transform("standard", 48, train=True, erasing=1.0)
     transform.augment = None
-    transform.erasing = v2.RandomErasing(p=1.0, value=0)
     x, y = transform(image, mask)
     _, plain_mask = build_transform("plain", 48, train=False)(image, mask)
     assert (x == 0).all(dim=0).any() and torch.equal(y, plain_mask)
+
+
+@pytest.mark.parametrize("preset", ["standard", "crop"])
+def test_erasing_is_off_by_default_and_checked(preset):
+    assert build_transform(preset, 32, train=True).erasing is None
+    assert build_transform(preset, 32, train=True, erasing=0.25).erasing.p == 0.25
+    with pytest.raises(ValueError, match="--erasing"):
+        build_transform(preset, 32, train=True, erasing=1.5)
 
 
 def test_object_crop_contains_the_object():

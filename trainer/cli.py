@@ -148,6 +148,13 @@ def main() -> None:
     "--aug", type=click.Choice(AUG_PRESETS), default=default("aug"), help="Augmentation preset."
 )
 @click.option(
+    "--erasing",
+    type=click.FloatRange(0, 1),
+    default=default("erasing"),
+    help="Probability of random erasing of the image in the standard and crop presets "
+    "(the original study's: 0.25).",
+)
+@click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
     default=default("precision"),
@@ -196,6 +203,12 @@ def main() -> None:
     default=default("cache"),
     help="ram: decode every image once and keep it, shrunk to just above --img-size; "
     "none: read each image from its file every epoch (datasets larger than memory).",
+)
+@click.option(
+    "--compile/--no-compile",
+    default=default("compile"),
+    help="Train through torch.compile (the first steps compile for about half a minute). "
+    "Measured on a 2-core AVX512-BF16 CPU: 1.39x the fp32 step, no gain on the bf16 step.",
 )
 @click.option(
     "--encoder",

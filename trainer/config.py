@@ -29,18 +29,31 @@ IGNORE_INDEX = 255
 # Keys of earlier versions' config.json that no longer mean anything (read and dropped).
 LEGACY_KEYS = frozenset({"extra"})
 
-# The recipe of runs whose config.json predates these options: a resumed old run keeps it.
+# The value each recipe option had before it existed: a run whose config.json predates an
+# option keeps that value when it is resumed.
 LEGACY_RECIPE = {
     "schedule": "plateau",
     "warmup_epochs": 0,
     "ema": False,
     "optimizer": "adam",
     "weight_decay": 0.0,
+    "erasing": 0.25,
 }
 
 # Options that may change between a run and its `--resume` without making it another run.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "patience", "save_every", "workers", "cache", "device", "resume", "force", "out"}
+    {
+        "epochs",
+        "patience",
+        "save_every",
+        "workers",
+        "cache",
+        "compile",
+        "device",
+        "resume",
+        "force",
+        "out",
+    }
 )
 
 # The quick configuration used on the built-in sample data (no `--data`): small enough to
@@ -107,6 +120,7 @@ class TrainConfig(DataSource):
     loss: str = "combined"
     dice_weight: float = 0.7
     aug: str = "standard"
+    erasing: float = 0.0
     precision: str = "auto"
     encoder: str | None = None
     encoder_weights: str | None = None
@@ -132,6 +146,7 @@ class TrainConfig(DataSource):
     optimizer: str = "adamw"
     weight_decay: float = 0.01
     cache: str = "ram"
+    compile: bool = False
 
     @property
     def uses_sample_data(self) -> bool:
@@ -231,10 +246,8 @@ class TrainConfig(DataSource):
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        """A saved run's config; one written before the recipe options keeps its recipe."""
-        values = json.loads(Path(path).read_text())
-        if "schedule" not in values:
-            values = {**LEGACY_RECIPE, **values}
+        """A saved run's config; an option its file predates takes its old value."""
+        values = {**LEGACY_RECIPE, **json.loads(Path(path).read_text())}
         return cls.from_dict(values, str(path))
 
     @classmethod

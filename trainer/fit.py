@@ -164,9 +164,8 @@ def build_data(
         "on_bad_sample": cfg.on_bad_sample,
         "cache": cfg.cache == "ram",
     }
-    train = SegmentationDataset(
-        splits["train"], build_transform(cfg.aug, size, train=True, **norm), **common
-    )
+    augment = build_transform(cfg.aug, size, train=True, erasing=cfg.erasing, **norm)
+    train = SegmentationDataset(splits["train"], augment, **common)
     val = SegmentationDataset(
         splits["val"], build_transform("plain", size, train=False, **norm), **common
     )
@@ -240,6 +239,9 @@ class TrainingRun:
             if ctx.is_main:
                 cfg.save(self.run_dir / "config.json")
         self._wrap_distributed()
+        # The module that trains: compiled when asked. `self.model` stays the plain module,
+        # so the EMA, checkpoints and resume see the same parameters and state-dict keys.
+        self.train_model = torch.compile(self.model) if cfg.compile else self.model
 
     def _build_data(self) -> None:
         cfg, ctx = self.cfg, self.ctx
@@ -341,7 +343,7 @@ class TrainingRun:
         if ctx.enabled:
             self.train_sampler.set_epoch(epoch)
         stats = train_one_epoch(
-            self.model, self.train_loader, self.loss_fn, self.optimizer, self.scaler,
+            self.train_model, self.train_loader, self.loss_fn, self.optimizer, self.scaler,
             self.precision, self.device, epoch, after_step=self._after_step,
             progress=self.progress, desc=f"epoch {epoch}/{cfg.epochs}",
         )  # fmt: skip

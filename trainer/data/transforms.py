@@ -8,7 +8,9 @@ RNG: seeding torch makes the augmentation reproducible.
 Presets:
 - plain: resize, scale to [0, 1], normalize.
 - standard: resize, horizontal flip (p=0.5), vertical flip (p=0.3), rotation +-10 deg (fill
-  0), colour jitter (image only), normalize, random erasing (p=0.25, image only).
+  0), colour jitter (image only), normalize, and random erasing of the image (never the
+  mask) with probability `erasing` (`segtrain fit --erasing`; 0, off, by default: on the
+  butterflies it cost Dice, see EXPERIMENTS.md; the original study's was 0.25).
 - crop: a random crop of 0.5-1.0 of each side that contains the foreground's bounding box
   (enlarged as needed to contain it), then as `standard`.
 """
@@ -85,8 +87,10 @@ def build_transform(
     train: bool,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    erasing: float = 0.0,
 ) -> SegmentationTransform:
-    """The transform of `preset` at `img_size` ((h, w) or square); `train=False` gives plain."""
+    """The transform of `preset` at `img_size` ((h, w) or square); `train=False` gives plain.
+    `erasing` is the probability of random erasing in the augmented presets."""
     if preset not in PRESETS:
         close = difflib.get_close_matches(preset, PRESETS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -104,8 +108,10 @@ def build_transform(
             v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
         ]
     )
-    erasing = v2.RandomErasing(p=0.25, value=0)
-    return SegmentationTransform(size, mean, std, preset == "crop", augment, erasing)
+    if not 0 <= erasing <= 1:
+        raise ArgumentError("--erasing", f"a probability in [0, 1] is needed, got {erasing}")
+    eraser = v2.RandomErasing(p=erasing, value=0) if erasing > 0 else None
+    return SegmentationTransform(size, mean, std, preset == "crop", augment, eraser)
 
 
 def object_crop_box(
