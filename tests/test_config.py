@@ -5,11 +5,11 @@ from trainer.config import TrainConfig, config_differences
 
 def test_sample_data_gets_the_quick_configuration():
     cfg = TrainConfig().resolved()
-    assert (cfg.img_size, cfg.width, cfg.lr) == (96, 16, 3e-3)
+    assert (cfg.img_size, cfg.width, cfg.batch_size, cfg.lr) == (96, 16, 4, 1e-3)
     data = TrainConfig(data="d").resolved()
-    assert (data.img_size, data.lr) == (256, 1e-3)
+    assert (data.img_size, data.batch_size, data.lr) == (256, 8, 1e-3)
     pretrained = TrainConfig(arch="pretrained_attention_r2unet").resolved()
-    assert pretrained.lr == 1e-4  # the sample run's higher rate is for scratch models only
+    assert pretrained.lr == 1e-4
 
 
 def test_pretrained_encoder_learning_rates():

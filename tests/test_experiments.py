@@ -117,7 +117,7 @@ def test_auto_encoder_weights_fall_back_to_scratch_and_say_so(monkeypatch):
 @pytest.mark.parametrize(
     ("study", "variants"),
     [
-        ("augmentations", ["crop", "plain", "standard"]),
+        ("augmentations", ["crop", "plain", "standard", "standard-erasing"]),
         ("encoders", ["attention_r2unet", "resnet18", "resnet34", "resnet50"]),
     ],
 )

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.errors import ArgumentError
-from trainer.config import AUG_PRESETS, TrainConfig
+from trainer.config import AUG_PRESETS, LEGACY_RECIPE, TrainConfig
 
 RESULT_COLUMNS = ("variant", "weights", "epoch", "loss", "acc", "dice", "iou", "map", "seconds")
 DICE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 ENCODER_BASELINE = "attention_r2unet"  # the encoders study's from-scratch reference
+STUDY_ERASING = LEGACY_RECIPE["erasing"]  # the augmentations study's "standard-erasing"
 
 
 def _weights_for(encoder: str, encoder_weights: str, log: Callable[[str], None]) -> str:
@@ -67,7 +68,10 @@ def study_variants(
                 variants[arch] = replace(base, arch=arch)
         return variants
     if study == "augmentations":
-        return {aug: replace(base, aug=aug) for aug in AUG_PRESETS}
+        variants = {aug: replace(base, aug=aug) for aug in AUG_PRESETS}
+        # the original study's random erasing, off in the recipe since it cost Dice
+        variants["standard-erasing"] = replace(base, aug="standard", erasing=STUDY_ERASING)
+        return variants
     if study == "loss-weights":
         chosen = DICE_WEIGHTS if weights is None else weights
         return {f"dice_{w:.1f}": replace(base, loss="combined", dice_weight=w) for w in chosen}
