@@ -208,7 +208,7 @@ def main() -> None:
     "--compile/--no-compile",
     default=default("compile"),
     help="Train through torch.compile (the first steps compile for about half a minute). "
-    "Measured on a 2-core AVX512-BF16 CPU: 1.39x the fp32 step, no gain on the bf16 step.",
+    "Measured on a 2-core AVX512-BF16 CPU: 1.4-2.2x the fp32 step, no gain on the bf16 step.",
 )
 @click.option(
     "--encoder",
